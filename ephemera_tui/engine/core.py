@@ -1,0 +1,580 @@
+"""The Engine: the one object the CLI and the app call. Plain domain objects in and out."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from .config import Settings
+from .domain import CheckReport, Draft, Hit, Memory, SearchResult, content_hash
+from .embedder import CachedEmbedder, load_embedder
+from .errors import EmbeddingError, EphemeraError, NotFoundError, VectorStoreError
+from .filters import SearchFilter
+from .fusion import fuse
+from .query import ParsedQuery, parse_query
+from .store import STOPWORDS, OutboxItem, SqlStore, describe_url
+from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
+
+VECTOR_RETRY_SECONDS = 3.0
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What one outbox drain did."""
+
+    upserted: int = 0
+    deleted: int = 0
+    failed: int = 0
+    remaining: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What a bulk import did, line by line."""
+
+    imported: int = 0
+    updated: int = 0
+    skipped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1
+
+
+def embed_text(memory: Memory) -> str:
+    """The text embedded for a memory (kept in one place so benchmarks can vary it)."""
+    return memory.content
+
+
+class Engine:
+    """Storage, embeddings, vectors and search behind one object.
+
+    The SQL store opens at once; the embedding model and the vector store open on first use
+    (they are slow to import), and the vector store is retried while another process holds it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: CachedEmbedder | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = SqlStore(settings.resolved_database_url, clock=clock)
+        self._embedder = embedder
+        self._vectors: VectorStore | None = None
+        self._vector_error: str | None = None
+        self._vector_retry_at = 0.0
+        self._open_lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self.last_sync_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def embedder(self) -> CachedEmbedder:
+        with self._open_lock:
+            if self._embedder is None:
+                self._embedder = load_embedder(
+                    self.settings.embedding_model,
+                    self.settings.model_cache_dir,
+                    self.settings.embedding_cache_size,
+                )
+            return self._embedder
+
+    def vectors(self) -> VectorStore | None:
+        """The vector store, or None while it is unavailable (reason in :attr:`vector_status`)."""
+        with self._open_lock:
+            if self._vectors is not None:
+                return self._vectors
+            if self.clock() < self._vector_retry_at:
+                return None
+            try:
+                dim = self.embedder.dim
+                self._vectors = open_vectors(
+                    self.settings.qdrant_url,
+                    self.settings.vectors_path,
+                    dim,
+                    api_key=self.settings.qdrant_api_key,
+                    hnsw_ef=self.settings.hnsw_ef,
+                )
+                self._check_model()
+                self._vector_error = None
+            except VectorStoreError as exc:
+                self._vector_error = str(exc)
+                self._vector_retry_at = self.clock() + VECTOR_RETRY_SECONDS
+                return None
+            return self._vectors
+
+    def _check_model(self) -> None:
+        recorded = self.store.get_meta("vector_model")
+        if recorded is None:
+            self.store.set_meta("vector_model", self.embedder.name)
+        elif recorded != self.embedder.name:
+            assert self._vectors is not None
+            self._vectors.close()
+            self._vectors = None
+            raise EmbeddingError(
+                f"the vectors in {COLLECTION} were made by {recorded!r} but the configured model "
+                f"is {self.embedder.name!r}; run `ephemera reembed` to switch, or configure "
+                f"embedding_model = {recorded!r}"
+            )
+
+    @property
+    def vector_status(self) -> str:
+        if self._vectors is not None:
+            return "ok"
+        return self._vector_error or "not opened yet"
+
+    def release_vectors(self) -> None:
+        """Close the vector store so another process can take it (and retry later)."""
+        with self._open_lock:
+            if self._vectors is not None:
+                self._vectors.close()
+                self._vectors = None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.release_vectors()
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def add(self, draft: Draft) -> Memory:
+        """Record a memory: SQL + outbox in one transaction, then index it if the store is free."""
+        memory = self.store.insert([draft])[0]
+        self._push([memory.id])
+        return memory
+
+    def update(self, memory_id: int, draft: Draft) -> Memory:
+        memory = self.store.update(memory_id, draft)
+        self._push([memory_id])
+        return memory
+
+    def delete(self, memory_id: int) -> Memory:
+        memory = self.store.delete(memory_id)
+        self._push([memory_id])
+        return memory
+
+    def link(self, source_id: int, target_id: int) -> Memory:
+        """Link two memories (stored on the first; shown both ways)."""
+        if source_id == target_id:
+            raise EphemeraError("a memory cannot be linked to itself")
+        memory = self.store.get(source_id)
+        self.store.get(target_id)
+        if target_id in memory.associations:
+            return memory
+        return self.store.set_associations(source_id, [*memory.associations, target_id])
+
+    def unlink(self, first_id: int, second_id: int) -> None:
+        """Remove a link in whichever direction it was stored."""
+        for a, b in ((first_id, second_id), (second_id, first_id)):
+            with contextlib.suppress(NotFoundError):
+                memory = self.store.get(a)
+                if b in memory.associations:
+                    self.store.set_associations(a, [x for x in memory.associations if x != b])
+
+    def import_drafts(
+        self,
+        rows: Iterable[tuple[Draft, int | None]],
+        batch_size: int = 256,
+        progress: Callable[[int], None] | None = None,
+    ) -> ImportReport:
+        """Bulk import: batches of SQL inserts, then batch embedding. Re-running adds nothing.
+
+        Rows with an ``id`` that exists are updated when they differ; rows without an id are
+        skipped when a memory with the same content, time and source exists.
+        """
+        report = ImportReport()
+        batch: list[tuple[Draft, int | None]] = []
+
+        def flush() -> None:
+            self._import_batch(batch, report)
+            if progress:
+                progress(len(batch))
+            batch.clear()
+
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= batch_size:
+                flush()
+        if batch:
+            flush()
+        return report
+
+    def _import_batch(self, batch: list[tuple[Draft, int | None]], report: ImportReport) -> None:
+        drafts = [d for d, _ in batch]
+        duplicates = self.store.find_duplicates(drafts)
+        explicit = [mid for _, mid in batch if mid is not None]
+        existing = self.store.get_many(explicit) if explicit else {}
+        new_drafts: list[Draft] = []
+        new_ids: list[int | None] = []
+        seen_ids: set[int] = set()
+        for index, (draft, mid) in enumerate(batch):
+            if mid is not None and mid in seen_ids:
+                report.skip("duplicate id in file")
+                continue
+            if mid is not None:
+                seen_ids.add(mid)
+            if mid is not None and mid in existing:
+                if Draft.from_memory(existing[mid]) == draft:
+                    report.skip("already present")
+                else:
+                    self.store.update(mid, draft)
+                    report.updated += 1
+                    report.ids.append(mid)
+                continue
+            if mid is None and index in duplicates:
+                report.skip("already present")
+                continue
+            new_drafts.append(draft)
+            new_ids.append(mid)
+        created = self.store.insert(new_drafts, new_ids)
+        report.imported += len(created)
+        report.ids.extend(m.id for m in created)
+        self._push([m.id for m in created] + [m for m in explicit if m in existing])
+
+    def _push(self, ids: Sequence[int]) -> None:
+        """Index freshly written memories now if the vector store is ours; else leave it queued."""
+        if self.vectors() is None:
+            return
+        items = self.store.outbox_for(ids)
+        if items:
+            self._apply(items)
+
+    # ------------------------------------------------------------------ sync
+
+    def sync(self, batch_size: int = 256, max_batches: int | None = None) -> SyncReport:
+        """Drain the outbox into the vector store (what ``ephemera sync`` and the worker run)."""
+        report = SyncReport()
+        with self._sync_lock:
+            if self.vectors() is None:
+                report.error = self.vector_status
+                report.remaining = self.store.pending_count()
+                return report
+            batches = 0
+            while max_batches is None or batches < max_batches:
+                items = self.store.due_outbox(batch_size)
+                if not items:
+                    break
+                done = self._apply(items)
+                batches += 1
+                report.upserted += done.upserted
+                report.deleted += done.deleted
+                report.failed += done.failed
+                if done.error:
+                    report.error = done.error
+                    break
+            report.remaining = self.store.pending_count()
+        return report
+
+    def _apply(self, items: Sequence[OutboxItem]) -> SyncReport:
+        """Bring these memories' vectors in line with SQL; clear or defer their outbox rows."""
+        report = SyncReport()
+        vectors = self.vectors()
+        if vectors is None:
+            report.error = self.vector_status
+            return report
+        try:
+            current = self.store.get_many([i.memory_id for i in items])
+            to_upsert = [current[i.memory_id] for i in items if i.memory_id in current]
+            to_delete = [i.memory_id for i in items if i.memory_id not in current]
+            if to_upsert:
+                embedded = self.embedder.embed([embed_text(m) for m in to_upsert])
+                vectors.upsert(
+                    [
+                        VectorPoint(m.id, embedded[n], self._payload(m))
+                        for n, m in enumerate(to_upsert)
+                    ]
+                )
+            vectors.delete(to_delete)
+            self.store.clear_outbox(items)
+            report.upserted, report.deleted = len(to_upsert), len(to_delete)
+            self.last_sync_error = None
+        except (VectorStoreError, EmbeddingError) as exc:
+            report.failed = len(items)
+            report.error = str(exc)
+            self.last_sync_error = str(exc)
+            self.store.defer_outbox(items, str(exc))
+        return report
+
+    def _payload(self, memory: Memory) -> dict[str, Any]:
+        return {
+            "created_at": memory.created_at,
+            "source": memory.source,
+            "importance": memory.importance,
+            "confidence": memory.confidence,
+            "tags": list(memory.tags),
+            "hash": content_hash(memory.content),
+            "model": self.embedder.name,
+        }
+
+    def check(self, repair: bool = False, batch_size: int = 1000) -> CheckReport:
+        """Cross-check SQL against the vector store: missing, orphaned, stale, wrong model.
+
+        Memories still waiting in the outbox are counted as pending, not as problems.
+        With ``repair`` the problems are queued and the outbox drained.
+        """
+        vectors = self.vectors()
+        pending_ids = self.store.pending_ids()
+        if vectors is None:
+            return CheckReport(0, (), (), (), (), len(pending_ids), vector_status=self.vector_status)
+        missing: list[int] = []
+        stale: list[int] = []
+        wrong_model: list[int] = []
+        checked = 0
+        last = -1
+        model = self.embedder.name
+        while True:
+            rows = self.store.id_hashes(last, batch_size)
+            if not rows:
+                break
+            payloads = vectors.payloads([mid for mid, _ in rows])
+            for mid, chash in rows:
+                checked += 1
+                if mid in pending_ids:
+                    continue
+                payload = payloads.get(mid)
+                if payload is None:
+                    missing.append(mid)
+                elif payload.get("hash") != chash:
+                    stale.append(mid)
+                elif payload.get("model") != model:
+                    wrong_model.append(mid)
+            last = rows[-1][0]
+        orphaned: list[int] = []
+        last = -1
+        while True:
+            points = vectors.scan(last, batch_size)
+            if not points:
+                break
+            ids = [pid for pid, _ in points]
+            known = self.store.existing_ids(ids)
+            orphaned.extend(pid for pid in ids if pid not in known and pid not in pending_ids)
+            last = ids[-1]
+        report = CheckReport(
+            checked,
+            tuple(missing),
+            tuple(orphaned),
+            tuple(stale),
+            tuple(wrong_model),
+            len(pending_ids),
+        )
+        if repair and report.problems:
+            self.store.requeue(missing + stale + wrong_model, "upsert")
+            self.store.requeue(orphaned, "delete")
+            synced = self.sync()
+            report = CheckReport(
+                checked,
+                report.missing,
+                report.orphaned,
+                report.stale,
+                report.wrong_model,
+                synced.remaining,
+                repaired=synced.upserted + synced.deleted,
+            )
+        self.store.set_meta("last_check", str(int(self.clock())))
+        return report
+
+    def reembed(self, progress: Callable[[int], None] | None = None) -> SyncReport:
+        """Re-embed every memory with the configured model (after a model change)."""
+        with self._open_lock:
+            self.store.set_meta("vector_model", self.embedder.name)
+            self._vector_retry_at = 0.0
+        ids = [m.id for m in self.store.iter_all()]
+        self.store.requeue(ids, "upsert")
+        return self.sync()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, memory_id: int) -> Memory:
+        return self.store.get(memory_id)
+
+    def get_many(self, ids: Sequence[int]) -> dict[int, Memory]:
+        return self.store.get_many(ids)
+
+    def count(self, flt: SearchFilter | None = None) -> int:
+        return self.store.count(flt)
+
+    def pending(self) -> int:
+        return self.store.pending_count()
+
+    def parse(self, raw: str) -> ParsedQuery:
+        return parse_query(raw, self.clock())
+
+    def search(self, raw: str, limit: int = 20) -> SearchResult:
+        """Hybrid search: parse → semantic (Qdrant, filtered) + keyword (SQL, filtered) → fuse →
+        enrich from SQL in one query. Answers from keyword alone, and says so, when the vector
+        side is unavailable or behind."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        parsed = self.parse(raw)
+        timings["parse"] = _ms(started)
+        flt = parsed.filter
+        if not parsed.has_text:
+            memories = self.store.browse(flt, limit=limit)
+            timings["total"] = _ms(started)
+            hits = tuple(Hit(m, 0.0) for m in memories)
+            return SearchResult(raw, hits, mode="browse", timings_ms=timings)
+        candidates = max(self.settings.search_candidates, limit * 3)
+        notices: list[str] = []
+        terms = [t for t in parsed.terms if t not in STOPWORDS] or list(parsed.terms)
+        mark = time.perf_counter()
+        keyword = self.store.keyword_search(terms, flt, candidates)
+        timings["keyword"] = _ms(mark)
+        semantic: list[tuple[int, float]] = []
+        vectors = None
+        try:
+            vectors = self.vectors()
+        except EmbeddingError as exc:
+            notices.append(f"keyword results only: {exc}")
+        if vectors is not None:
+            try:
+                mark = time.perf_counter()
+                query_vector = self.embedder.embed_query(parsed.text)
+                timings["embed"] = _ms(mark)
+                mark = time.perf_counter()
+                semantic = vectors.search(query_vector, candidates, flt.payload_part)
+                timings["vector"] = _ms(mark)
+                if semantic:
+                    allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
+                    semantic = [(pid, s) for pid, s in semantic if pid in allowed]
+            except (VectorStoreError, EmbeddingError) as exc:
+                notices.append(f"keyword results only: {exc}")
+        elif not notices:
+            notices.append(f"keyword results only: {self.vector_status}")
+        pending = self.store.pending_count()
+        if pending and vectors is not None:
+            notices.append(f"{pending} memories not yet searchable by meaning")
+        mark = time.perf_counter()
+        fused = fuse(
+            semantic,
+            keyword,
+            semantic_weight=self.settings.semantic_weight,
+            method=self.settings.fusion,
+            rrf_k=self.settings.rrf_k,
+        )[:limit]
+        memories = self.store.get_many([f.id for f in fused])
+        timings["enrich"] = _ms(mark)
+        hits = tuple(
+            Hit(
+                memories[f.id],
+                f.score,
+                f.semantic_score,
+                f.semantic_rank,
+                f.keyword_score,
+                f.keyword_rank,
+                tuple(terms),
+            )
+            for f in fused
+            if f.id in memories
+        )
+        timings["total"] = _ms(started)
+        mode = "hybrid" if vectors is not None else "keyword"
+        return SearchResult(raw, hits, tuple(notices), mode, timings)
+
+    def similar(self, memory_id: int, limit: int = 5) -> list[Hit]:
+        """Memories closest in meaning to one memory (the graph's suggestions)."""
+        memory = self.store.get(memory_id)
+        vectors = self.vectors()
+        if vectors is None:
+            return []
+        vector = vectors.vectors([memory_id]).get(memory_id)
+        if vector is None:
+            vector = self.embedder.embed([embed_text(memory)])[0]
+        found = vectors.search(vector, limit + 1, SearchFilter(exclude_ids=(memory_id,)))
+        memories = self.store.get_many([pid for pid, _ in found])
+        return [
+            Hit(memories[pid], score, semantic_score=score, semantic_rank=rank)
+            for rank, (pid, score) in enumerate(found, start=1)
+            if pid in memories
+        ][:limit]
+
+    def neighbours(self, memory_id: int) -> tuple[list[Memory], list[Memory]]:
+        """(memories this one links to, memories linking to it)."""
+        memory = self.store.get(memory_id)
+        incoming = [i for i in self.store.linked_to(memory_id) if i not in memory.associations]
+        found = self.store.get_many([*memory.associations, *incoming])
+        return (
+            [found[i] for i in memory.associations if i in found],
+            [found[i] for i in incoming if i in found],
+        )
+
+    def browse(
+        self, flt: SearchFilter | None = None, limit: int = 50, offset: int = 0
+    ) -> list[Memory]:
+        return self.store.browse(flt, limit=limit, offset=offset)
+
+    def position_of(self, when: int, flt: SearchFilter | None = None) -> int:
+        """Index (newest first) of the first memory at or before ``when``."""
+        return self.store.position_before(when + 1, flt)
+
+    def activity(self, unit: str = "day", flt: SearchFilter | None = None) -> list[tuple[int, int]]:
+        """Memories per local day, week (from Monday) or month: ``[(bucket start, count)]``."""
+        offset = int((datetime.now().astimezone().utcoffset() or timedelta()).total_seconds())
+        days = self.store.activity_days(offset, flt)
+        buckets: dict[int, int] = {}
+        for day_start, count in days:
+            moment = datetime.fromtimestamp(day_start)
+            if unit == "week":
+                moment = moment - timedelta(days=moment.weekday())
+            elif unit == "month":
+                moment = moment.replace(day=1)
+            elif unit != "day":
+                raise EphemeraError(f"unknown activity unit {unit!r} (day, week or month)")
+            key = int(moment.replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+            buckets[key] = buckets.get(key, 0) + count
+        return sorted(buckets.items())
+
+    def tags(self) -> list[tuple[str, int]]:
+        return self.store.tag_counts()
+
+    def sources(self) -> list[tuple[str, int]]:
+        return self.store.source_counts()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and health facts for ``ephemera stats`` and the status line."""
+        outbox = self.store.outbox_summary()
+        vectors = self._vectors
+        vector_count: int | None = None
+        if vectors is not None:
+            with contextlib.suppress(VectorStoreError):
+                vector_count = vectors.count()
+        cache = self._embedder.stats() if self._embedder is not None else None
+        return {
+            "memories": self.store.count(),
+            "pending": outbox["pending"],
+            "outbox_oldest_age_s": outbox["oldest_age_s"],
+            "outbox_last_error": outbox["last_error"],
+            "vectors": vector_count,
+            "vector_backend": self.settings.qdrant_url or "embedded",
+            "vector_status": self.vector_status,
+            "collection": COLLECTION,
+            "embedding_model": self.settings.embedding_model,
+            "embedding_cache": cache,
+            "database": describe_url(self.settings.resolved_database_url),
+            "data_dir": str(self.settings.data_dir),
+            "tags": len(self.store.tag_counts()),
+            "last_check": self.store.get_meta("last_check"),
+        }
+
+
+def _ms(start: float) -> float:
+    return round((time.perf_counter() - start) * 1000, 3)

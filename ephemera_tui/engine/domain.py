@@ -1,0 +1,219 @@
+"""Plain domain objects the engine returns (never ORM rows): memories, drafts, hits, stats."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field, replace
+
+from .errors import ValidationError
+
+MAX_SOURCE_LEN = 50
+MAX_TAG_LEN = 100
+DEFAULT_SOURCE = "note"
+DEFAULT_IMPORTANCE = 128
+DEFAULT_CONFIDENCE = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """One memory fragment, as stored.
+
+    ``id`` is the millisecond timestamp of when it was recorded; ``created_at`` is the Unix time
+    (seconds) of when it happened, which may be back-dated.
+    """
+
+    id: int
+    content: str
+    created_at: int
+    source: str
+    importance: int | None
+    confidence: int | None
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    associations: tuple[int, ...] = ()
+
+    @property
+    def recorded_at_ms(self) -> int:
+        return self.id
+
+    @property
+    def content_hash(self) -> str:
+        return content_hash(self.content)
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape used by the CLI, export and import."""
+        return {
+            "id": self.id,
+            "content": self.content,
+            "created_at": self.created_at,
+            "source": self.source,
+            "importance": self.importance,
+            "confidence": self.confidence,
+            "tags": list(self.tags),
+            "notes": self.notes,
+            "associations": list(self.associations),
+        }
+
+
+def content_hash(content: str) -> str:
+    """Short stable hash of a memory's text; the vector payload carries it to detect staleness."""
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
+
+
+def _check_byte(name: str, value: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{name} must be a whole number from 0 to 255, got {value!r}")
+    if not 0 <= value <= 255:
+        raise ValidationError(f"{name} must be from 0 to 255, got {value}")
+    return value
+
+
+def normalise_tags(tags: object) -> tuple[str, ...]:
+    """Validate tags: a list of non-empty strings, trimmed, de-duplicated in order."""
+    if tags is None:
+        return ()
+    if isinstance(tags, str) or not isinstance(tags, list | tuple):
+        raise ValidationError(f"tags must be a list of strings, got {tags!r}")
+    seen: dict[str, None] = {}
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValidationError(f"tags must be strings, got {tag!r}")
+        clean = tag.strip()
+        if not clean:
+            raise ValidationError("tags must not be empty")
+        if len(clean) > MAX_TAG_LEN:
+            raise ValidationError(f"tag {clean[:20]!r}… is longer than {MAX_TAG_LEN} characters")
+        if any(c.isspace() for c in clean):
+            raise ValidationError(f"tag {clean!r} must not contain spaces")
+        seen.setdefault(clean, None)
+    return tuple(seen)
+
+
+def normalise_associations(ids: object) -> tuple[int, ...]:
+    if ids is None:
+        return ()
+    if isinstance(ids, str) or not isinstance(ids, list | tuple):
+        raise ValidationError(f"associations must be a list of memory ids, got {ids!r}")
+    out: dict[int, None] = {}
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValidationError(f"association {value!r} is not a memory id")
+        out.setdefault(value, None)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What a user writes: a memory before it has an id. Validated on construction."""
+
+    content: str
+    created_at: int | None = None
+    source: str = DEFAULT_SOURCE
+    importance: int | None = DEFAULT_IMPORTANCE
+    confidence: int | None = DEFAULT_CONFIDENCE
+    tags: tuple[str, ...] = ()
+    notes: str | None = None
+    associations: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.content, str) or not self.content.strip():
+            raise ValidationError("content must not be empty")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise ValidationError("source must not be empty")
+        if len(self.source.strip()) > MAX_SOURCE_LEN:
+            raise ValidationError(f"source is longer than {MAX_SOURCE_LEN} characters")
+        object.__setattr__(self, "source", self.source.strip())
+        _check_byte("importance", self.importance)
+        _check_byte("confidence", self.confidence)
+        if self.created_at is not None and (
+            isinstance(self.created_at, bool) or not isinstance(self.created_at, int)
+        ):
+            raise ValidationError(f"created_at must be Unix seconds, got {self.created_at!r}")
+        object.__setattr__(self, "tags", normalise_tags(list(self.tags)))
+        object.__setattr__(self, "associations", normalise_associations(list(self.associations)))
+        if self.notes is not None and not isinstance(self.notes, str):
+            raise ValidationError("notes must be text")
+
+    def with_changes(self, **changes: object) -> Draft:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @staticmethod
+    def from_memory(memory: Memory) -> Draft:
+        return Draft(
+            content=memory.content,
+            created_at=memory.created_at,
+            source=memory.source,
+            importance=memory.importance,
+            confidence=memory.confidence,
+            tags=memory.tags,
+            notes=memory.notes,
+            associations=memory.associations,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One search result with the parts of its score, so the UI can say why it matched."""
+
+    memory: Memory
+    score: float
+    semantic_score: float | None = None
+    semantic_rank: int | None = None
+    keyword_score: float | None = None
+    keyword_rank: int | None = None
+    matched_terms: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        data = self.memory.to_dict()
+        data.update(
+            score=round(self.score, 6),
+            semantic_score=None if self.semantic_score is None else round(self.semantic_score, 6),
+            semantic_rank=self.semantic_rank,
+            keyword_score=None if self.keyword_score is None else round(self.keyword_score, 6),
+            keyword_rank=self.keyword_rank,
+        )
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """Hits plus one-line notices (e.g. "vector store busy: keyword results only")."""
+
+    query: str
+    hits: tuple[Hit, ...]
+    notices: tuple[str, ...] = ()
+    mode: str = "hybrid"  # hybrid | keyword | semantic | browse
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckReport:
+    """Result of cross-checking SQL against the vector store."""
+
+    checked: int
+    missing: tuple[int, ...]
+    orphaned: tuple[int, ...]
+    stale: tuple[int, ...]
+    wrong_model: tuple[int, ...]
+    pending: int
+    repaired: int = 0
+    vector_status: str = "ok"
+
+    @property
+    def problems(self) -> int:
+        return len(self.missing) + len(self.orphaned) + len(self.stale) + len(self.wrong_model)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "checked": self.checked,
+            "missing": list(self.missing),
+            "orphaned": list(self.orphaned),
+            "stale": list(self.stale),
+            "wrong_model": list(self.wrong_model),
+            "pending": self.pending,
+            "repaired": self.repaired,
+            "problems": self.problems,
+            "vector_status": self.vector_status,
+        }

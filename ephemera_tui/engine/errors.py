@@ -1,0 +1,29 @@
+"""Engine errors: every one carries a message fit to show a user in one line."""
+
+
+class EphemeraError(Exception):
+    """Base class; ``str(err)`` is a one-line message naming what was wrong and where."""
+
+
+class ValidationError(EphemeraError):
+    """Bad input from a user, a form, an import file or a config file."""
+
+
+class NotFoundError(EphemeraError):
+    """A memory id that does not exist."""
+
+
+class DatabaseError(EphemeraError):
+    """The SQL database is unreachable or refused an operation."""
+
+
+class EmbeddingError(EphemeraError):
+    """The embedding model cannot be loaded or does not fit the collection."""
+
+
+class VectorStoreError(EphemeraError):
+    """The vector store is unavailable (locked by another process, unreachable, corrupt)."""
+
+
+class ConfigError(EphemeraError):
+    """A configuration file, variable or flag has a bad value."""

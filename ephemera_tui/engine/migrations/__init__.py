@@ -1,0 +1,1 @@
+"""Alembic migrations, run programmatically by :func:`ephemera_tui.engine.store.migrate`."""

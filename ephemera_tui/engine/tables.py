@@ -1,0 +1,85 @@
+"""SQLModel tables: the seed's ``memory_fragments`` plus tags, the vector outbox and metadata."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, SmallInteger, String, Text
+from sqlalchemy.dialects.mysql import TINYINT
+from sqlmodel import Field, SQLModel
+
+# TINYINT UNSIGNED on MySQL (as the seed says); SMALLINT elsewhere. Range checked in the domain.
+Byte = SmallInteger().with_variant(TINYINT(unsigned=True), "mysql", "mariadb")
+
+
+class MemoryFragment(SQLModel, table=True):
+    """The seed's table, column for column. FULLTEXT (MySQL) / FTS5 (SQLite) come from migrations."""
+
+    __tablename__ = "memory_fragments"
+    __table_args__ = (
+        Index("idx_created_at", "created_at"),
+        Index("idx_source", "source"),
+        Index("idx_importance", "importance"),
+        Index("idx_created_source_importance", "created_at", "source", "importance"),
+        {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"},
+    )
+
+    id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    source: str = Field(sa_column=Column(String(50), nullable=False))
+    importance: int | None = Field(default=None, sa_column=Column(Byte, nullable=True))
+    confidence: int | None = Field(default=None, sa_column=Column(Byte, nullable=True))
+    tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    associations: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class MemoryTag(SQLModel, table=True):
+    """One row per (memory, tag): tag filters on every backend (MariaDB has no functional index)."""
+
+    __tablename__ = "memory_tags"
+    __table_args__ = (
+        Index("idx_tag_memory", "tag", "memory_id"),
+        {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"},
+    )
+
+    memory_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    tag: str = Field(sa_column=Column(String(100), primary_key=True))
+
+
+class VectorOutbox(SQLModel, table=True):
+    """A memory whose vector must be (re)written or deleted; cleared once the vector store agrees.
+
+    ``token`` changes on every enqueue so a drain never clears a newer edit it did not see.
+    """
+
+    __tablename__ = "vector_outbox"
+    __table_args__ = (
+        Index("idx_outbox_due", "not_before"),
+        {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"},
+    )
+
+    memory_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    op: str = Field(sa_column=Column(String(10), nullable=False))
+    content_hash: str | None = Field(default=None, sa_column=Column(String(16), nullable=True))
+    token: int = Field(sa_column=Column(BigInteger, nullable=False))
+    enqueued_at: int = Field(sa_column=Column(BigInteger, nullable=False))
+    not_before: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False))
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Meta(SQLModel, table=True):
+    """Small key/value facts: vector model in use, last check, last backup, worker leases."""
+
+    __tablename__ = "ephemera_meta"
+    __table_args__ = ({"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"},)
+
+    key: str = Field(sa_column=Column(String(100), primary_key=True))
+    value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+def fragment_columns() -> list[Any]:
+    table = MemoryFragment.__table__  # type: ignore[attr-defined]
+    return list(table.c)

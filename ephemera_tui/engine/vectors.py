@@ -1,0 +1,399 @@
+"""Vector stores behind one small interface: embedded qdrant-edge (default) or a Qdrant server.
+
+Collection ``ephemera_memory_vectors``: 384-d (the model's dimension), Cosine, HNSW m=16,
+ef_construct=100. Point id = memory id; payload = created_at, source, importance, confidence,
+tags, content hash and model name, with payload indexes on the filter fields.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import EmbeddingError, VectorStoreError
+from .filters import SearchFilter
+
+COLLECTION = "ephemera_memory_vectors"
+HNSW_M = 16
+HNSW_EF_CONSTRUCT = 100
+INTEGER_FIELDS = ("created_at", "importance", "confidence")
+KEYWORD_FIELDS = ("source", "tags", "hash", "model")
+
+
+@dataclass(frozen=True, slots=True)
+class VectorPoint:
+    id: int
+    vector: np.ndarray
+    payload: dict[str, Any]
+
+
+class VectorStore(Protocol):
+    """What the engine needs from a vector database."""
+
+    kind: str
+    dim: int
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None: ...
+
+    def delete(self, ids: Sequence[int]) -> None: ...
+
+    def search(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
+    ) -> list[tuple[int, float]]: ...
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]: ...
+
+    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]: ...
+
+    def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]: ...
+
+    def count(self) -> int: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _check_dim(actual: int, expected: int, where: str) -> None:
+    if actual != expected:
+        raise EmbeddingError(
+            f"the embedding model makes {expected}-d vectors but collection {COLLECTION} at "
+            f"{where} holds {actual}-d vectors; use the model that made it, or re-embed "
+            "into a new data directory"
+        )
+
+
+class EdgeVectors:
+    """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time."""
+
+    kind = "embedded"
+
+    def __init__(self, path: Path, dim: int, hnsw_ef: int = 128) -> None:
+        import qdrant_edge as q
+
+        self._q = q
+        self.path = path
+        self.dim = dim
+        self.hnsw_ef = hnsw_ef
+        self._lock = threading.RLock()
+        meta_path = path.parent / f"{path.name}.json"
+        exists = (path / "wal").exists() or any(path.glob("segments/*")) if path.exists() else False
+        try:
+            if exists:
+                if meta_path.exists():
+                    stored_dim = int(json.loads(meta_path.read_text()).get("dim", dim))
+                    _check_dim(stored_dim, dim, str(path))
+                self._shard = q.EdgeShard.load(str(path))
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                self._shard = q.EdgeShard.create(str(path), self._config())
+                meta_path.write_text(json.dumps({"collection": COLLECTION, "dim": dim}))
+                for name in INTEGER_FIELDS:
+                    self._shard.update(
+                        q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Integer)
+                    )
+                for name in KEYWORD_FIELDS:
+                    self._shard.update(
+                        q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Keyword)
+                    )
+        except EmbeddingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
+            message = str(exc)
+            if "WouldBlock" in message:
+                raise VectorStoreError(
+                    f"vector store {path} is open in another process (an open app or worker); "
+                    "it will index new memories"
+                ) from None
+            raise VectorStoreError(f"cannot open vector store {path}: {message}") from None
+
+    def _config(self) -> Any:
+        q = self._q
+        return q.EdgeConfig(
+            vectors=q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine),
+            hnsw_config=q.HnswIndexConfig(
+                m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=10_000
+            ),
+        )
+
+    def _filter(self, flt: SearchFilter | None) -> Any:
+        if flt is None:
+            return None
+        q = self._q
+        must: list[Any] = []
+        if flt.after is not None or flt.before is not None:
+            must.append(
+                q.FieldCondition(
+                    "created_at",
+                    range=q.RangeFloat(
+                        gte=None if flt.after is None else float(flt.after),
+                        lt=None if flt.before is None else float(flt.before),
+                    ),
+                )
+            )
+        if flt.sources:
+            must.append(q.FieldCondition("source", match=q.MatchAny(list(flt.sources))))
+        for tag in flt.tags:
+            must.append(q.FieldCondition("tags", match=q.MatchValue(tag)))
+        for name in ("importance", "confidence"):
+            low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
+            if low is not None or high is not None:
+                must.append(
+                    q.FieldCondition(
+                        name,
+                        range=q.RangeFloat(
+                            gte=None if low is None else float(low),
+                            lte=None if high is None else float(high),
+                        ),
+                    )
+                )
+        if flt.ids is not None:
+            must.append(q.HasIdCondition(set(flt.ids)))
+        must_not = [q.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else None
+        if not must and not must_not:
+            return None
+        return q.Filter(must=must or None, must_not=must_not)
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        if not points:
+            return
+        q = self._q
+        for point in points:
+            _check_dim(len(point.vector), self.dim, str(self.path))
+        batch = [q.Point(p.id, p.vector.astype(np.float32).tolist(), p.payload) for p in points]
+        with self._lock:
+            self._shard.update(q.UpdateOperation.upsert_points(batch))
+
+    def delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            with self._lock:
+                self._shard.update(self._q.UpdateOperation.delete_points(list(ids)))
+
+    def search(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
+    ) -> list[tuple[int, float]]:
+        q = self._q
+        request = q.QueryRequest(
+            limit=limit,
+            query=q.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
+            filter=self._filter(flt),
+            with_payload=False,
+            params=q.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
+        )
+        return [(int(p.id), float(p.score)) for p in self._shard.query(request)]
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        records = self._shard.retrieve(list(ids), True, False)
+        return {int(r.id): dict(r.payload or {}) for r in records}
+
+    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        records = self._shard.retrieve(list(ids), False, True)
+        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        q = self._q
+        start = after_id + 1 if after_id >= 0 else None
+        records, _next = self._shard.scroll(
+            q.ScrollRequest(offset=start, limit=limit, with_payload=True, with_vector=False)
+        )
+        return [(int(r.id), dict(r.payload or {})) for r in records]
+
+    def count(self) -> int:
+        return int(self._shard.count(self._q.CountRequest(exact=True)))
+
+    def flush(self) -> None:
+        with self._lock:
+            self._shard.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._shard.flush()
+            finally:
+                self._shard.close()
+
+
+class ClientVectors:
+    """A Qdrant server through qdrant-client. ``local:PATH``/``:memory:`` run the same code
+    against qdrant-client's local mode (used by the tests; far too slow for real use)."""
+
+    kind = "server"
+
+    def __init__(self, url: str, dim: int, api_key: str | None = None, hnsw_ef: int = 128) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._m = models
+        self.dim = dim
+        self.url = url
+        self.hnsw_ef = hnsw_ef
+        try:
+            if url == ":memory:":
+                self._client = QdrantClient(location=":memory:")
+            elif url.startswith("local:"):
+                self._client = QdrantClient(path=url[len("local:") :])
+            else:
+                self._client = QdrantClient(url=url, api_key=api_key, timeout=10)
+            if not self._client.collection_exists(COLLECTION):
+                self._create()
+            else:
+                info = self._client.get_collection(COLLECTION)
+                params = info.config.params.vectors
+                size = params.size if hasattr(params, "size") else None
+                if size is not None:
+                    _check_dim(int(size), dim, url)
+        except EmbeddingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise VectorStoreError(f"Qdrant at {url} unavailable: {detail}") from None
+
+    def _create(self) -> None:
+        m = self._m
+        self._client.create_collection(
+            COLLECTION,
+            vectors_config=m.VectorParams(size=self.dim, distance=m.Distance.COSINE),
+            hnsw_config=m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
+        )
+        for name in INTEGER_FIELDS:
+            self._client.create_payload_index(COLLECTION, name, m.PayloadSchemaType.INTEGER)
+        for name in KEYWORD_FIELDS:
+            self._client.create_payload_index(COLLECTION, name, m.PayloadSchemaType.KEYWORD)
+
+    def _wrap(self, action: str, exc: Exception) -> VectorStoreError:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return VectorStoreError(f"Qdrant at {self.url}: {action} failed: {detail}")
+
+    def _filter(self, flt: SearchFilter | None) -> Any:
+        if flt is None:
+            return None
+        m = self._m
+        must: list[Any] = []
+        if flt.after is not None or flt.before is not None:
+            must.append(
+                m.FieldCondition(key="created_at", range=m.Range(gte=flt.after, lt=flt.before))
+            )
+        if flt.sources:
+            must.append(m.FieldCondition(key="source", match=m.MatchAny(any=list(flt.sources))))
+        for tag in flt.tags:
+            must.append(m.FieldCondition(key="tags", match=m.MatchValue(value=tag)))
+        for name in ("importance", "confidence"):
+            low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
+            if low is not None or high is not None:
+                must.append(m.FieldCondition(key=name, range=m.Range(gte=low, lte=high)))
+        if flt.ids is not None:
+            must.append(m.HasIdCondition(has_id=list(flt.ids)))
+        must_not = [m.HasIdCondition(has_id=list(flt.exclude_ids))] if flt.exclude_ids else None
+        if not must and not must_not:
+            return None
+        return m.Filter(must=must or None, must_not=must_not)
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        if not points:
+            return
+        m = self._m
+        for point in points:
+            _check_dim(len(point.vector), self.dim, self.url)
+        try:
+            self._client.upsert(
+                COLLECTION,
+                points=[
+                    m.PointStruct(id=p.id, vector=p.vector.astype(np.float32).tolist(), payload=p.payload)
+                    for p in points
+                ],
+                wait=True,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("upsert", exc) from None
+
+    def delete(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        try:
+            self._client.delete(
+                COLLECTION, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("delete", exc) from None
+
+    def search(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
+    ) -> list[tuple[int, float]]:
+        try:
+            response = self._client.query_points(
+                COLLECTION,
+                query=np.asarray(vector, dtype=np.float32).tolist(),
+                query_filter=self._filter(flt),
+                limit=limit,
+                with_payload=False,
+                search_params=self._m.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("search", exc) from None
+        return [(int(p.id), float(p.score)) for p in response.points]
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        try:
+            records = self._client.retrieve(COLLECTION, ids=list(ids), with_payload=True)
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("retrieve", exc) from None
+        return {int(r.id): dict(r.payload or {}) for r in records}
+
+    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        try:
+            records = self._client.retrieve(
+                COLLECTION, ids=list(ids), with_payload=False, with_vectors=True
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("retrieve", exc) from None
+        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        try:
+            records, _next = self._client.scroll(
+                COLLECTION,
+                offset=after_id + 1 if after_id >= 0 else None,
+                limit=limit,
+                with_payload=True,
+                with_vectors=False,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("scroll", exc) from None
+        return sorted(((int(r.id), dict(r.payload or {})) for r in records), key=lambda x: x[0])
+
+    def count(self) -> int:
+        try:
+            return int(self._client.count(COLLECTION, exact=True).count)
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("count", exc) from None
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        try:
+            self._client.close()
+        except Exception:  # noqa: BLE001 - closing a dead connection is not worth a message
+            pass
+
+
+def open_vectors(
+    qdrant_url: str | None, path: Path, dim: int, api_key: str | None = None, hnsw_ef: int = 128
+) -> VectorStore:
+    """The embedded shard at ``path`` unless a Qdrant URL is configured."""
+    if qdrant_url:
+        return ClientVectors(qdrant_url, dim, api_key=api_key, hnsw_ef=hnsw_ef)
+    return EdgeVectors(path, dim, hnsw_ef=hnsw_ef)
