@@ -34,6 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.mysql import match as mysql_match
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -566,14 +567,14 @@ class SqlStore:
         scores: dict[int, float] = {}
         if long_words:
             against = " ".join(long_words)
-            relevance = text("MATCH(content) AGAINST (:against IN NATURAL LANGUAGE MODE)")
+            relevance = mysql_match(FRAGMENTS.c.content, against=against)
             query = (
                 select(FRAGMENTS.c.id, relevance.label("score"))
-                .where(relevance, *conds)
-                .order_by(text("score DESC"))
+                .where(relevance > 0, *conds)
+                .order_by(relevance.desc())
                 .limit(limit)
             )
-            for row in conn.execute(query, {"against": against}):
+            for row in conn.execute(query):
                 scores[int(row.id)] = float(row.score)
         if short_words:
             likes = [
