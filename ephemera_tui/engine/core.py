@@ -22,6 +22,10 @@ from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
 
 VECTOR_RETRY_SECONDS = 3.0
 
+# Called with every new Engine at the end of __init__; an extension may append to
+# ``engine.write_observers`` (the MeiliSearch migration's dual writer does).
+ENGINE_EXTENSIONS: list[Callable[[Engine], None]] = []
+
 
 @dataclass(slots=True)
 class SyncReport:
@@ -79,6 +83,10 @@ class Engine:
         self._open_lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self.last_sync_error: str | None = None
+        self.write_observers: list[Callable[[str, Memory], None]] = []
+        for extend in ENGINE_EXTENSIONS:
+            with contextlib.suppress(Exception):
+                extend(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,7 +119,7 @@ class Engine:
                 )
                 self._check_model()
                 self._vector_error = None
-            except VectorStoreError as exc:
+            except (VectorStoreError, EmbeddingError) as exc:
                 self._vector_error = str(exc)
                 self._vector_retry_at = self.clock() + VECTOR_RETRY_SECONDS
                 return None
@@ -161,17 +169,26 @@ class Engine:
         """Record a memory: SQL + outbox in one transaction, then index it if the store is free."""
         memory = self.store.insert([draft])[0]
         self._push([memory.id])
+        self._notify("add", memory)
         return memory
 
     def update(self, memory_id: int, draft: Draft) -> Memory:
         memory = self.store.update(memory_id, draft)
         self._push([memory_id])
+        self._notify("update", memory)
         return memory
 
     def delete(self, memory_id: int) -> Memory:
         memory = self.store.delete(memory_id)
         self._push([memory_id])
+        self._notify("delete", memory)
         return memory
+
+    def _notify(self, op: str, memory: Memory) -> None:
+        """Tell write observers (add/update/delete) after the write; they never fail it."""
+        for observer in self.write_observers:
+            with contextlib.suppress(Exception):
+                observer(op, memory)
 
     def link(self, source_id: int, target_id: int) -> Memory:
         """Link two memories (stored on the first; shown both ways)."""
@@ -440,11 +457,7 @@ class Engine:
         keyword = self.store.keyword_search(terms, flt, candidates)
         timings["keyword"] = _ms(mark)
         semantic: list[tuple[int, float]] = []
-        vectors = None
-        try:
-            vectors = self.vectors()
-        except EmbeddingError as exc:
-            notices.append(f"keyword results only: {exc}")
+        vectors = self.vectors()
         if vectors is not None:
             try:
                 mark = time.perf_counter()
@@ -458,7 +471,7 @@ class Engine:
                     semantic = [(pid, s) for pid, s in semantic if pid in allowed]
             except (VectorStoreError, EmbeddingError) as exc:
                 notices.append(f"keyword results only: {exc}")
-        elif not notices:
+        else:
             notices.append(f"keyword results only: {self.vector_status}")
         pending = self.store.pending_count()
         if pending and vectors is not None:

@@ -1,0 +1,291 @@
+"""Backup sets, restore, verify and retention, on SQLite and on the real MariaDB."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import MetaData
+
+from ephemera_tui.engine import Draft, Engine, Settings
+from ephemera_tui.engine.backup import (
+    FORMAT_VERSION,
+    BackupError,
+    apply_retention,
+    create_backup,
+    digest_engine,
+    list_backups,
+    load_manifest,
+    restore_backup,
+    verify_backup,
+)
+from tests.conftest import FixedClock
+
+TOPICS = [
+    "walked the dog along the river at sunrise",
+    "baked sourdough bread with rye flour",
+    "debugged a race condition in the sync worker",
+    "read a novel about sailing across the pacific",
+    "planted tomatoes and basil in the garden",
+    "call with mum about the holiday plans",
+]
+QUERIES = ["dog river", "bread baking", "race condition bug", "sailing novel", "garden", "holiday"]
+
+
+def fill(engine: Engine, n: int = 60) -> list[int]:
+    ids = []
+    for i in range(n):
+        draft = Draft(
+            content=f"{TOPICS[i % len(TOPICS)]} (entry {i})",
+            created_at=1_700_000_000 + i * 3600,
+            source=["note", "chat", "diary"][i % 3],
+            importance=i % 256,
+            tags=(f"t{i % 4}",),
+            notes="n" if i % 5 == 0 else None,
+        )
+        ids.append(engine.add(draft).id)
+    return ids
+
+
+def searches(engine: Engine) -> list[list[int]]:
+    return [[h.memory.id for h in engine.search(q, limit=10).hits] for q in QUERIES]
+
+
+def wipe(settings: Settings) -> None:
+    """Drop every table of the database and delete the data directory."""
+    from sqlalchemy import create_engine
+
+    if settings.resolved_database_url.startswith("sqlite"):
+        shutil.rmtree(settings.data_dir, ignore_errors=True)
+        return
+    sql = create_engine(settings.resolved_database_url)
+    meta = MetaData()
+    meta.reflect(sql)
+    meta.drop_all(sql)
+    sql.dispose()
+    shutil.rmtree(settings.data_dir, ignore_errors=True)
+
+
+def test_backup_wipe_restore_round_trip(settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    backups = tmp_path / "backups"
+    with Engine(settings, clock=clock) as engine:
+        ids = fill(engine)
+        engine.delete(ids[3])
+        engine.update(ids[4], Draft(content="edited: a rainy walk with the dog", created_at=1))
+        before = searches(engine)
+        digest = digest_engine(engine).hexdigest()
+        made = create_backup(engine, backups)
+        assert engine.vector_status == "ok"  # the shard was reopened after the snapshot
+        assert engine.search("dog").mode == "hybrid"
+    manifest = made.manifest
+    assert manifest["counts"]["memories"] == 59
+    assert manifest["max_memory_id"] == max(ids)
+    assert manifest["vectors"]["points"] == 59
+    assert manifest["memories_sha256"] == digest
+    assert manifest["model"] == "fake-hash-384"
+    assert set(manifest["files"]) == {made.manifest["sql"]["file"], manifest["vectors"]["file"]}
+
+    wipe(settings)
+    with Engine(settings, clock=clock) as engine:
+        assert engine.count() == 0
+        report = restore_backup(engine, made.path)
+        assert report.memories == 59
+        assert report.vectors_loaded == 59
+        assert report.reembedded == 0
+        assert digest_engine(engine).hexdigest() == digest
+        assert engine.get(ids[4]).content == "edited: a rainy walk with the dog"
+        assert searches(engine) == before
+        assert engine.check().problems == 0
+        # New memories after a restore get ids past the restored ones.
+        assert engine.add(Draft(content="after restore")).id > max(ids)
+
+
+def test_restore_refuses_non_empty_target(settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    with Engine(settings, clock=clock) as engine:
+        fill(engine, 5)
+        made = create_backup(engine, tmp_path / "b")
+        with pytest.raises(BackupError, match="not empty"):
+            restore_backup(engine, made.path)
+        assert engine.count() == 5
+
+
+def _corrupt_cases(set_dir: Path) -> dict[str, tuple[callable, str]]:  # type: ignore[valid-type]
+    manifest = json.loads((set_dir / "manifest.json").read_text())
+    dump = set_dir / manifest["sql"]["file"]
+
+    def truncate() -> None:
+        data = dump.read_bytes()
+        dump.write_bytes(data[: len(data) // 2])
+
+    def flip() -> None:
+        data = bytearray(dump.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        dump.write_bytes(bytes(data))
+
+    def version() -> None:
+        changed = {**manifest, "format_version": FORMAT_VERSION + 1}
+        (set_dir / "manifest.json").write_text(json.dumps(changed))
+
+    def no_manifest() -> None:
+        (set_dir / "manifest.json").unlink()
+
+    def bad_json() -> None:
+        (set_dir / "manifest.json").write_text(json.dumps(manifest)[:40])
+
+    def vectors_flipped() -> None:
+        path = set_dir / manifest["vectors"]["file"]
+        data = bytearray(path.read_bytes())
+        data[100] ^= 0xFF
+        path.write_bytes(bytes(data))
+
+    return {
+        "truncated dump": (truncate, "truncated"),
+        "checksum mismatch": (flip, "checksum mismatch"),
+        "wrong manifest version": (version, "version"),
+        "missing manifest": (no_manifest, "no manifest.json"),
+        "truncated manifest": (bad_json, "unreadable manifest"),
+        "corrupt vector snapshot": (vectors_flipped, "checksum mismatch"),
+    }
+
+
+@pytest.mark.slow
+def test_corrupted_inputs_are_refused_and_touch_nothing(
+    settings: Settings, clock: FixedClock, tmp_path: Path, cli_env: dict[str, str]
+) -> None:
+    with Engine(settings, clock=clock) as engine:
+        fill(engine, 12)
+        made = create_backup(engine, tmp_path / "b")
+    wipe(settings)
+    env = {**cli_env}
+    for name in _corrupt_cases(made.path):
+        bad = tmp_path / "bad" / name.replace(" ", "-")
+        shutil.copytree(made.path, bad)
+        action, message = _corrupt_cases(bad)[name]
+        action()
+        with pytest.raises(BackupError, match=message):
+            load_manifest(bad)
+        result = subprocess.run(
+            [sys.executable, "-m", "ephemera_tui.cli", "restore", str(bad)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 1, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("ephemera: error: "), (name, lines)
+        assert message in lines[0], (name, lines)
+        # Nothing was touched: no data dir, no tables.
+        assert not settings.data_dir.exists(), name
+        if not settings.resolved_database_url.startswith("sqlite"):
+            from sqlalchemy import create_engine, inspect
+
+            sql = create_engine(settings.resolved_database_url)
+            assert inspect(sql).get_table_names() == [], name
+            sql.dispose()
+    # The intact set still restores through the CLI.
+    ok = subprocess.run(
+        [sys.executable, "-m", "ephemera_tui.cli", "restore", str(made.path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "restored 12 memories" in ok.stdout
+
+
+def test_missing_or_older_vector_snapshot_reembeds(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
+    with Engine(settings, clock=clock) as engine:
+        fill(engine, 10)
+        older = create_backup(engine, tmp_path / "b")
+        fill(engine, 7)
+        newer = create_backup(engine, tmp_path / "b")
+        before = searches(engine)
+        digest = digest_engine(engine).hexdigest()
+    # Make the newer set carry the older vector snapshot (as if it was taken before more writes).
+    manifest = json.loads((newer.path / "manifest.json").read_text())
+    vec = manifest["vectors"]["file"]
+    shutil.copy(older.path / vec, newer.path / vec)
+    manifest["files"][vec] = older.manifest["files"][vec]
+    (newer.path / "manifest.json").write_text(json.dumps(manifest))
+    wipe(settings)
+    with Engine(settings, clock=clock) as engine:
+        report = restore_backup(engine, newer.path)
+        assert report.vectors_loaded == 10
+        assert report.reembedded == 7
+        assert digest_engine(engine).hexdigest() == digest
+        assert searches(engine) == before
+        assert engine.check().problems == 0 and engine.pending() == 0
+    # And a set with no vector snapshot at all.
+    manifest = json.loads((newer.path / "manifest.json").read_text())
+    (newer.path / vec).unlink()
+    del manifest["files"][vec]
+    manifest["vectors"] = None
+    (newer.path / "manifest.json").write_text(json.dumps(manifest))
+    wipe(settings)
+    with Engine(settings, clock=clock) as engine:
+        report = restore_backup(engine, newer.path)
+        assert report.vectors_loaded == 0 and report.reembedded == 17
+        assert searches(engine) == before
+
+
+def test_backup_while_vector_store_is_held_elsewhere(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
+    with Engine(settings, clock=clock) as holder:
+        fill(holder, 6)
+        with Engine(settings, clock=clock) as other:
+            made = create_backup(other, tmp_path / "b")
+    assert made.manifest["vectors"] is None
+    assert "another process" in made.manifest["vectors_note"]
+    result = verify_backup(made.path)
+    assert result.ok and result.restore.reembedded == 6
+
+
+def test_verify_restores_into_scratch(settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+    with Engine(settings, clock=clock) as engine:
+        fill(engine, 8)
+        made = create_backup(engine, tmp_path / "b")
+        result = verify_backup(made.path, embedder=engine.embedder)
+    assert result.ok and result.digest_matches
+    assert result.memories == result.expected == 8
+    assert result.restore.vectors_loaded == 8
+
+
+def test_retention_keeps_last_days_and_weeks(settings: Settings, tmp_path: Path) -> None:
+    clock = FixedClock()
+    root = tmp_path / "b"
+    with Engine(settings, clock=clock) as engine:
+        fill(engine, 2)
+        for _ in range(40):  # two sets a day for 20 days
+            create_backup(engine, root)
+            clock.advance(12 * 3600)
+    removed = apply_retention(root, keep_daily=3, keep_weekly=2)
+    kept = list_backups(root)
+    assert len(kept) + len(removed) == 40
+    days = {json.loads((p / "manifest.json").read_text())["created_at_iso"][:10] for _, p in kept}
+    assert len(kept) == len(days)  # one per day at most
+    newest = max(t for t, _ in kept)
+    assert newest == clock.now - 12 * 3600
+    assert 3 <= len(kept) <= 5
+
+
+def test_client_vectors_backup_and_restore(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
+    """A Qdrant-server configuration (qdrant-client's local mode stands in for the server)."""
+    server = replace(settings, qdrant_url=f"local:{tmp_path / 'qdrant'}")
+    with Engine(server, clock=clock) as engine:
+        fill(engine, 9)
+        before = searches(engine)
+        made = create_backup(engine, tmp_path / "b")
+    assert made.manifest["vectors"]["kind"] == "points"
+    wipe(server)
+    shutil.rmtree(tmp_path / "qdrant")
+    # Restore into the embedded store: the exported points are loaded as they are.
+    with Engine(settings, clock=clock) as engine:
+        report = restore_backup(engine, made.path)
+        assert report.vectors_loaded == 9 and report.reembedded == 0
+        assert searches(engine) == before

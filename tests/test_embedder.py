@@ -1,0 +1,114 @@
+"""Embeddings: the real offline default model, the LRU cache, dimension checks."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ephemera_tui.engine import Draft, Engine, Settings
+from ephemera_tui.engine.embedder import (
+    DEFAULT_MODEL,
+    CachedEmbedder,
+    HashEmbedder,
+    assemble_default_model,
+    load_embedder,
+)
+from ephemera_tui.engine.errors import EmbeddingError
+
+
+@pytest.fixture(scope="module")
+def real_model(tmp_path_factory: pytest.TempPathFactory) -> CachedEmbedder:
+    return load_embedder(DEFAULT_MODEL, tmp_path_factory.mktemp("models"))
+
+
+@pytest.mark.model
+def test_default_model_loads_offline_and_ranks_by_meaning(
+    real_model: CachedEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert real_model.dim == 384
+    docs = real_model.embed(
+        ["We climbed a mountain trail at dawn", "My tax return is due in April", "Cats purr"]
+    )
+    query = real_model.embed_query("hiking in the hills")
+    scores = docs @ query
+    assert int(np.argmax(scores)) == 0
+    assert np.allclose(np.linalg.norm(docs, axis=1), 1.0, atol=1e-3)
+    # batch order is restored after length-sorting
+    single = real_model.inner.embed(["Cats purr"])[0]
+    assert float(single @ docs[2]) > 0.999
+
+
+@pytest.mark.model
+def test_engine_with_the_real_model_finds_by_meaning(tmp_path: Path, real_model: CachedEmbedder) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model=DEFAULT_MODEL)
+    with Engine(settings, embedder=real_model) as engine:
+        hike = engine.add(Draft("We climbed a steep mountain trail at dawn"))
+        engine.add(Draft("The quarterly tax paperwork is finally filed"))
+        result = engine.search("hiking in the hills")
+        assert result.hits[0].memory.id == hike.id
+        assert result.hits[0].keyword_rank is None  # found by meaning alone
+
+
+def test_cache_counts_hits_and_misses() -> None:
+    cached = CachedEmbedder(HashEmbedder(), max_entries=2)
+    cached.embed(["a", "b"])
+    cached.embed(["a"])
+    assert cached.stats() == {"hits": 1, "misses": 2, "size": 2}
+    cached.embed(["c"])  # evicts "b", the least recently used
+    cached.embed(["b"])
+    assert cached.stats()["misses"] == 4
+    cached.embed_query("q")
+    cached.embed_query("q")
+    assert cached.stats()["hits"] == 2
+
+
+def test_model_files_are_checksum_verified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = assemble_default_model(tmp_path)
+    assert (folder / "model.onnx").exists() and (folder / "tokenizer_config.json").exists()
+    import ephemera_tui.engine.embedder as module
+
+    monkeypatch.setattr(module, "_MODEL_SHA256", "0" * 64)
+    with pytest.raises(EmbeddingError, match="sha256"):
+        assemble_default_model(tmp_path / "other")
+
+
+def test_wrong_dimension_is_a_clear_error(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
+    with Engine(settings) as engine:
+        engine.add(Draft("made with 384-d vectors"))
+    small = CachedEmbedder(HashEmbedder(dim=8, name="fake-hash-384"))
+    with Engine(replace(settings), embedder=small) as engine:
+        result = engine.search("vectors")
+        assert result.mode == "keyword"
+        assert any("8-d vectors" in n and "384-d" in n for n in result.notices)
+
+
+def test_changed_model_is_refused_until_reembedded(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
+    with Engine(settings) as engine:
+        engine.add(Draft("first model"))
+    other = CachedEmbedder(HashEmbedder(name="other-model"))
+    with Engine(settings, embedder=other) as engine:
+        result = engine.search("model")
+        assert any("reembed" in n for n in result.notices)
+        engine.reembed()
+        assert engine.search("model").mode == "hybrid"
+        assert engine.check().problems == 0
+
+
+def test_wrong_dimension_keeps_writes(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
+    with Engine(settings) as engine:
+        engine.add(Draft("made with 384-d vectors"))
+    small = CachedEmbedder(HashEmbedder(dim=8, name="fake-hash-384"))
+    with Engine(settings, embedder=small) as engine:
+        memory = engine.add(Draft("written while the model does not fit"))
+        assert engine.pending() == 1
+        assert "8-d" in engine.vector_status
+        report = engine.sync()
+        assert report.error is not None and "384-d" in report.error
+        assert engine.get(memory.id).content.startswith("written")
