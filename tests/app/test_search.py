@@ -6,7 +6,7 @@ from ephemera_tui.app.screens.search import SearchScreen
 from ephemera_tui.app.widgets.results import ResultList
 from textual.widgets import Input, Static
 
-from .conftest import ready, settle
+from pilot_helpers import ready, settle
 
 
 async def test_opens_with_cursor_in_search_box(make_app, seeded):

@@ -1,0 +1,257 @@
+"""The Ephemera app: three modes (search, timeline, graph), capture from anywhere, live status.
+
+The first screen paints before the engine opens: the engine (SQL, then the embedder and the
+vector store) opens in a thread worker after the first refresh. An App-level loop drains the
+vector outbox and notices other processes' writes for the app's whole life.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.reactive import reactive
+from textual.screen import ModalScreen
+from textual.worker import Worker, WorkerState
+
+from .commands import JournalCommands
+from .format import memory_label
+from .keys import screen_actions
+from .queries import JournalState, journal_state
+from .screens.capture import CaptureScreen
+from .screens.confirm import ConfirmScreen
+from .screens.graph import GraphScreen
+from .screens.help import HelpScreen
+from .screens.search import SearchScreen
+from .screens.timeline import TimelineScreen
+from .workers import engine_call, error_message
+
+if TYPE_CHECKING:
+    from ..engine import Engine, Memory, Settings
+
+EngineFactory = Callable[["Settings"], "Engine"]
+MODE_TITLES = {"search": "Search", "timeline": "Timeline", "graph": "Graph"}
+
+
+class EphemeraApp(App[None]):
+    """A keyboard-driven journal of memory fragments."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Ephemera"
+    COMMANDS = App.COMMANDS | {JournalCommands}
+    MODES: ClassVar[dict[str, type]] = {  # type: ignore[assignment]
+        "search": SearchScreen,
+        "timeline": TimelineScreen,
+        "graph": GraphScreen,
+    }
+    DEFAULT_MODE = "search"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "capture", "New", priority=True, id="app.capture"),
+        Binding("f1,question_mark", "help", "Keys", id="app.help"),
+        Binding("f2", "mode('search')", "Search", show=False, id="app.search"),
+        Binding("f3", "mode('timeline')", "Timeline", id="app.timeline"),
+        Binding("f4", "mode('graph')", "Graph", id="app.graph"),
+        Binding("q", "quit", "Quit", show=False, id="app.quit"),
+        Binding("f9", "change_theme", "Theme", show=False, id="app.theme"),
+    ]
+
+    data_version: reactive[int] = reactive(0)
+    """Moves on whenever memories changed (saved here, synced, or written by another process)."""
+    memory_count: reactive[int | None] = reactive(None)
+    """Memories stored, None until the engine is open."""
+    pending_count: reactive[int] = reactive(0)
+    """Memories waiting for their vectors."""
+    vector_state: reactive[str] = reactive("")
+    """Why search is keyword-only right now (empty when the vector store is ours)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine_factory: EngineFactory | None = None,
+        clock: Callable[[], float] | None = None,
+        *,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.clock: Callable[[], float] = clock or time.time
+        self._engine_factory = engine_factory
+        self.engine: Engine | None = None
+        self.blink = blink
+        """Whether text cursors blink (off in snapshot tests)."""
+        self.user_keymap: dict[str, str] = dict(settings.keys)
+        """The user's key remapping: binding id -> keys (from the config file)."""
+        self.known_tags: list[str] = []
+        self._signature: tuple[int, int | None] | None = None
+        self._last_error: str | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_mount(self) -> None:
+        if self.user_keymap:
+            self.set_keymap(self.user_keymap)
+        if self.settings.theme:
+            if self.settings.theme in self.available_themes:
+                self.theme = self.settings.theme
+            else:
+                self.notify(f"unknown theme {self.settings.theme!r}", title="Config", markup=False)
+        self.call_after_refresh(self._open_engine)
+
+    @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
+    def _open_engine(self) -> None:
+        """Open the engine after the first paint, then warm the embedder and vector store."""
+        try:
+            if self._engine_factory is not None:
+                engine = self._engine_factory(self.settings)
+            else:
+                from ..engine import Engine
+
+                engine = Engine(self.settings, clock=self.clock)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
+            self.call_from_thread(
+                self.notify, error_message(exc), title="Cannot open the journal",
+                severity="error", timeout=30, markup=False,
+            )
+            return
+        self.call_from_thread(self._engine_opened, engine)
+        try:
+            _ = engine.embedder
+            engine.vectors()
+        except Exception as exc:  # noqa: BLE001 - search falls back to keywords
+            self.call_from_thread(
+                self.notify, error_message(exc), title="Search by meaning unavailable",
+                severity="warning", markup=False,
+            )
+        self.call_from_thread(self._run_sync)
+
+    def _engine_opened(self, engine: Engine) -> None:
+        self.engine = engine
+        self.data_changed()
+
+    def on_unmount(self) -> None:
+        if self.engine is not None:
+            self.engine.close()
+
+    # ------------------------------------------------------------------ background sync
+
+    def _run_sync(self) -> None:
+        """One run of the background loop; the next is armed only when this one has ended."""
+        engine_call(self, journal_state, self._synced, group="sync", title="Sync")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group == "sync" and event.state in (
+            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+        ):
+            self.set_timer(self.settings.sync_interval, self._run_sync)
+
+    def _synced(self, state: JournalState) -> None:
+        self.memory_count = state.count
+        self.pending_count = state.pending
+        self.vector_state = state.vector_state
+        if state.sync_error and state.sync_error != self._last_error:
+            self.notify(state.sync_error, title="Vector sync", severity="warning", markup=False)
+        self._last_error = state.sync_error
+        if self._signature is not None and state.signature != self._signature:
+            self.data_version += 1
+            self._refresh_tags()
+        self._signature = state.signature
+
+    def data_changed(self) -> None:
+        """Tell every screen to reload, and refresh counts and tags now."""
+        self.data_version += 1
+        self._refresh_tags()
+
+        def job(engine: Engine) -> JournalState:
+            return journal_state(engine, sync=False)
+
+        engine_call(self, job, self._counted, group="count")
+
+    def _counted(self, state: JournalState) -> None:
+        self.memory_count = state.count
+        self.pending_count = state.pending
+        self.vector_state = state.vector_state
+        self._signature = state.signature
+
+    def _refresh_tags(self) -> None:
+        def job(engine: Engine) -> list[str]:
+            return [tag for tag, _ in engine.tags()]
+
+        engine_call(self, job, self._tags_loaded, group="tags")
+
+    def _tags_loaded(self, tags: list[str]) -> None:
+        self.known_tags = tags
+
+    # ------------------------------------------------------------------ actions
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if isinstance(self.screen, ModalScreen) and action in ("capture", "mode", "help"):
+            return False
+        current = action == "mode" and bool(parameters) and parameters[0] == self.current_mode
+        return not current
+
+    async def action_mode(self, mode: str) -> None:
+        """Switch to the search, timeline or graph screen."""
+        await self.switch_mode(mode)
+
+    def action_capture(self) -> None:
+        """Capture a new memory."""
+        self.edit_memory(None)
+
+    def action_help(self) -> None:
+        """Show the keys of the current screen."""
+        screen = self.screen
+        actions = screen_actions(screen, self.user_keymap)
+        display = {
+            key: self.get_key_display(Binding(key, "")) for a in actions for key in a.keys
+        }
+        title = f"Keys: {MODE_TITLES.get(self.current_mode, 'Ephemera')}"
+        self.push_screen(HelpScreen(title, actions, display))
+
+    def show_in_graph(self, memory_id: int) -> None:
+        """Open the association graph centred on ``memory_id``."""
+
+        async def go() -> None:
+            await self.switch_mode("graph")
+            graph = self.screen
+            if isinstance(graph, GraphScreen):
+                graph.show(memory_id)
+
+        self.call_later(go)
+
+    @work(exclusive=True, group="edit")
+    async def edit_memory(self, memory: Memory | None) -> None:
+        """Open the capture form (``memory`` None) or the edit form; saves through the engine."""
+        saved = await self.push_screen_wait(CaptureScreen(memory, lambda: self.known_tags))
+        if saved is not None:
+            verb = "Updated" if memory else "Saved"
+            self.notify(memory_label(saved, 60), title=verb, markup=False)
+            self.data_changed()
+
+    @work(exclusive=True, group="delete")
+    async def delete_memory(self, memory: Memory, confirmed: bool = False) -> None:
+        """Delete a memory through the engine, after asking unless already confirmed."""
+        if not confirmed:
+            question = Text("Delete this memory for good?\n\n")
+            question.append(memory_label(memory, 200), style="italic")
+            if not await self.push_screen_wait(ConfirmScreen("Delete", question)):
+                return
+
+        def job(engine: Engine) -> Memory:
+            return engine.delete(memory.id)
+
+        engine_call(self, job, self._deleted, group="delete-call", title="Cannot delete")
+
+    def _deleted(self, memory: Memory) -> None:
+        self.notify(memory_label(memory, 60), title="Deleted", markup=False)
+        self.data_changed()
+
+
+def run_app(settings: Settings) -> None:
+    """Run the app until the user quits (what ``ephemera`` with no subcommand does)."""
+    EphemeraApp(settings).run()

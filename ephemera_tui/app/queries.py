@@ -1,0 +1,66 @@
+"""Small compositions of engine calls the UI needs (run them in workers, never on the UI thread).
+
+``on_this_day`` and ``journal_state`` are built from public engine methods; the engine has no
+single call for either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..engine import Engine, Memory
+
+
+@dataclass(frozen=True, slots=True)
+class JournalState:
+    """What the status line shows, plus a cheap signature to notice other processes' writes."""
+
+    count: int
+    pending: int
+    newest_id: int | None
+    vector_state: str
+    sync_error: str | None = None
+
+    @property
+    def signature(self) -> tuple[int, int | None]:
+        """Changes when memories are added or removed (here or by another process)."""
+        return (self.count, self.newest_id)
+
+
+def journal_state(engine: Engine, sync: bool = True) -> JournalState:
+    """Optionally drain the vector outbox, then count memories and pending vectors."""
+    error: str | None = None
+    if sync:
+        report = engine.sync()
+        error = report.error
+    newest = engine.browse(limit=1)
+    status = engine.vector_status
+    return JournalState(
+        count=engine.count(),
+        pending=engine.pending(),
+        newest_id=newest[0].id if newest else None,
+        vector_state="" if status == "ok" else status,
+        sync_error=error if status == "ok" else None,
+    )
+
+
+def on_this_day(engine: Engine, now: float, per_year: int = 20) -> list[Memory]:
+    """Memories from this calendar day in earlier years, the most recent year first."""
+    from ..engine import SearchFilter
+
+    buckets = engine.activity("month")
+    if not buckets:
+        return []
+    today = datetime.fromtimestamp(now)
+    first_year = datetime.fromtimestamp(buckets[0][0]).year
+    found: list[Memory] = []
+    for year in range(today.year - 1, first_year - 1, -1):
+        day = min(today.day, 28) if (today.month, today.day) == (2, 29) else today.day
+        start = datetime(year, today.month, day)
+        end = start + timedelta(days=1)
+        flt = SearchFilter(after=int(start.timestamp()), before=int(end.timestamp()))
+        found.extend(engine.browse(flt, limit=per_year))
+    return found

@@ -1,0 +1,1 @@
+"""Screens: the three modes (search, timeline, graph) and the modal dialogs."""
