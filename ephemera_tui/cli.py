@@ -24,7 +24,8 @@ from .engine.errors import EphemeraError, ValidationError
 
 app = typer.Typer(
     name="ephemera",
-    help="Journal and recall memory fragments: hybrid semantic + keyword search over SQL + Qdrant.\n\n"
+    help="Journal and recall memory fragments: hybrid semantic + keyword search\n"
+    "over SQL + Qdrant.\n\n"
     "Run without a command to open the app.",
     no_args_is_help=False,
     add_completion=False,
@@ -90,11 +91,15 @@ def main_callback(
     ] = None,
     database_url: Annotated[
         str | None,
-        typer.Option("--database-url", help="sqlite:///PATH (default) or mysql+pymysql://USER@HOST/DB."),
+        typer.Option(
+            "--database-url", help="sqlite:///PATH (default) or mysql+pymysql://USER@HOST/DB."
+        ),
     ] = None,
     qdrant_url: Annotated[
         str | None,
-        typer.Option("--qdrant-url", help="Qdrant server URL (default: embedded store in the data dir)."),
+        typer.Option(
+            "--qdrant-url", help="Qdrant server URL (default: embedded store in the data dir)."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option("--config", help="Config file (default: platform config dir).")
@@ -132,7 +137,9 @@ def _when(value: str | None) -> int | None:
 @app.command()
 def add(
     text: Annotated[str, typer.Argument(help="The memory's text, or - to read it from stdin.")],
-    tag: Annotated[list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")
+    ] = None,
     source: Annotated[str, typer.Option("--source", "-s", help="Where it came from.")] = "note",
     importance: Annotated[int, typer.Option("--importance", "-i", help="0-255.")] = 128,
     confidence: Annotated[int, typer.Option("--confidence", "-c", help="0-255.")] = 128,
@@ -140,7 +147,9 @@ def add(
         str | None, typer.Option("--at", help="When it happened: ISO date, Unix time, 'yesterday'…")
     ] = None,
     note: Annotated[str | None, typer.Option("--note", "-n", help="Free-form notes.")] = None,
-    link: Annotated[list[int] | None, typer.Option("--link", "-l", help="Linked memory id.")] = None,
+    link: Annotated[
+        list[int] | None, typer.Option("--link", "-l", help="Linked memory id.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the memory as JSON.")] = False,
 ) -> None:
     """Record a memory and print its id."""
@@ -196,7 +205,7 @@ def _printable(text: str) -> str:
 def search(
     query: Annotated[
         str | None,
-        typer.Argument(help="Words, \"phrases\", tag:T source:S importance>=N after:/before:DATE."),
+        typer.Argument(help='Words, "phrases", tag:T source:S importance>=N after:/before:DATE.'),
     ] = None,
     limit: Annotated[int, typer.Option("-n", "--limit", help="How many hits.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
@@ -266,7 +275,9 @@ def show(
 @app.command()
 def edit(
     memory_id: Annotated[int, typer.Argument(help="Memory id.")],
-    content: Annotated[str | None, typer.Option("--content", help="New text (- for stdin).")] = None,
+    content: Annotated[
+        str | None, typer.Option("--content", help="New text (- for stdin).")
+    ] = None,
     tag: Annotated[
         list[str] | None, typer.Option("--tag", "-t", help="Replace tags (repeatable).")
     ] = None,
@@ -351,7 +362,9 @@ def import_(
     from .engine import jsonl
 
     if str(file) == "-":
-        with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as tmp:
+        with tempfile.NamedTemporaryFile(
+            "w", suffix=".jsonl", delete=False, encoding="utf-8"
+        ) as tmp:
             tmp.write(sys.stdin.read())
         file = Path(tmp.name)
     now = time.time()
@@ -408,7 +421,9 @@ def _progress(total: int | None, label: str) -> Iterator[Callable[[int], None]]:
 @app.command()
 def export(
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or markdown.")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+    ] = None,
 ) -> None:
     """Export every memory (jsonl re-imports losslessly)."""
     from .engine import jsonl
@@ -438,32 +453,6 @@ def sync() -> None:
         )
         if report.error:
             fail(report.error)
-
-
-@app.command()
-def check(
-    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
-) -> None:
-    """Cross-check SQL against the vector store (missing, orphaned, stale). Exit 1 on problems."""
-    with engine_session() as engine:
-        report = engine.check(repair=repair)
-        remaining = engine.check() if repair else report
-        if as_json:
-            data = report.to_dict()
-            data["remaining_problems"] = remaining.problems
-            typer.echo(json.dumps(data))
-        else:
-            typer.echo(
-                f"checked {report.checked}: missing {len(report.missing)}, orphaned "
-                f"{len(report.orphaned)}, stale {len(report.stale)}, wrong model "
-                f"{len(report.wrong_model)}, pending {report.pending}"
-                + (f"; repaired {report.repaired}" if repair else "")
-            )
-        if report.vector_status != "ok":
-            fail(f"vector store unavailable: {report.vector_status}")
-        if remaining.problems:
-            raise typer.Exit(1)
 
 
 @app.command()
@@ -503,30 +492,6 @@ def link(
         else:
             engine.link(source_id, target_id)
             typer.echo(f"linked {source_id} -> {target_id}")
-
-
-@app.command()
-def worker(
-    interval: Annotated[float, typer.Option("--interval", help="Seconds between runs.")] = 2.0,
-    once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
-) -> None:
-    """Headless background worker: drain the outbox, cross-check, repair (for servers)."""
-    with engine_session() as engine:
-        typer.echo(f"worker started (interval {interval}s); Ctrl-C to stop", err=True)
-        try:
-            while True:
-                report = engine.sync()
-                if report.upserted or report.deleted or report.error:
-                    typer.echo(
-                        f"synced {report.upserted}+{report.deleted}, pending {report.remaining}"
-                        + (f", error: {report.error}" if report.error else ""),
-                        err=True,
-                    )
-                if once:
-                    return
-                time.sleep(interval)
-        except KeyboardInterrupt:
-            typer.echo("worker stopped", err=True)
 
 
 from .commands import register_all  # noqa: E402 - commands need `app` defined above

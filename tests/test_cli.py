@@ -13,7 +13,9 @@ import pytest
 EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
 
 
-def run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*EPHEMERA, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
     )
@@ -29,8 +31,19 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
 
 
 def test_add_search_show_edit_delete(cli_env: dict[str, str]) -> None:
-    added = run(cli_env, "add", "Hiked to the alpine lake", "-t", "trip", "--at", "2024-05-01",
-                "--importance", "200", "--note", "bring a jacket next time")
+    added = run(
+        cli_env,
+        "add",
+        "Hiked to the alpine lake",
+        "-t",
+        "trip",
+        "--at",
+        "2024-05-01",
+        "--importance",
+        "200",
+        "--note",
+        "bring a jacket next time",
+    )
     assert added.returncode == 0, added.stderr
     memory_id = int(added.stdout.strip())
     other = int(run(cli_env, "add", "-", "--link", str(memory_id), stdin="Bought boots\n").stdout)
@@ -38,8 +51,18 @@ def test_add_search_show_edit_delete(cli_env: dict[str, str]) -> None:
     found = run(cli_env, "search", "alpine tag:trip", "--json")
     hits = json.loads(found.stdout)
     assert hits[0]["id"] == memory_id
-    assert {"id", "content", "created_at", "source", "importance", "confidence", "tags", "notes",
-            "associations", "score"} <= set(hits[0])
+    assert {
+        "id",
+        "content",
+        "created_at",
+        "source",
+        "importance",
+        "confidence",
+        "tags",
+        "notes",
+        "associations",
+        "score",
+    } <= set(hits[0])
     assert hits[0]["notes"] == "bring a jacket next time"
 
     shown = run(cli_env, "show", str(memory_id))
@@ -78,7 +101,12 @@ def test_import_export_round_trip(cli_env: dict[str, str], tmp_path: Path) -> No
     dump.write_text("\n".join(exported) + "\n")
     reimport = run(cli_env, "import", str(dump), "--json")
     assert json.loads(reimport.stdout) | {"skip_reasons": {}} == {
-        "imported": 0, "updated": 0, "skipped": 3, "skip_reasons": {}, "invalid": 0, "pending": 0,
+        "imported": 0,
+        "updated": 0,
+        "skipped": 3,
+        "skip_reasons": {},
+        "invalid": 0,
+        "pending": 0,
     }
     markdown = run(cli_env, "export", "--format", "markdown").stdout
     assert "## " in markdown and "second" in markdown
@@ -103,7 +131,9 @@ def test_bad_input_gets_one_clear_line(
 
 def test_malformed_import_line_writes_nothing(cli_env: dict[str, str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"content": "ok one"}\n{"content": "ok two"}\n{"content": "x", "importance": 999}\n')
+    bad.write_text(
+        '{"content": "ok one"}\n{"content": "ok two"}\n{"content": "x", "importance": 999}\n'
+    )
     assert_one_line_error(run(cli_env, "import", str(bad)), f"{bad}:3:", "importance")
     assert json.loads(run(cli_env, "stats", "--json").stdout)["memories"] == 0
     broken = tmp_path / "broken.jsonl"
@@ -161,8 +191,12 @@ def test_second_process_writes_while_the_first_holds_the_vector_store(
         "engine.close()\n"
     )
     holder = subprocess.Popen(
-        [sys.executable, "-c", holder_code], env=cli_env, stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", holder_code],
+        env=cli_env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout is not None and holder.stdin is not None

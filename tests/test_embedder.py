@@ -43,7 +43,9 @@ def test_default_model_loads_offline_and_ranks_by_meaning(
 
 
 @pytest.mark.model
-def test_engine_with_the_real_model_finds_by_meaning(tmp_path: Path, real_model: CachedEmbedder) -> None:
+def test_engine_with_the_real_model_finds_by_meaning(
+    tmp_path: Path, real_model: CachedEmbedder
+) -> None:
     settings = Settings(data_dir=tmp_path, embedding_model=DEFAULT_MODEL)
     with Engine(settings, embedder=real_model) as engine:
         hike = engine.add(Draft("We climbed a steep mountain trail at dawn"))

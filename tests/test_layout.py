@@ -10,7 +10,8 @@ def test_engine_never_imports_textual() -> None:
     code = (
         "import sys\n"
         "import ephemera_tui.engine, ephemera_tui.engine.core, ephemera_tui.engine.store\n"
-        "import ephemera_tui.engine.vectors, ephemera_tui.engine.embedder, ephemera_tui.engine.jsonl\n"
+        "import ephemera_tui.engine.vectors, ephemera_tui.engine.embedder\n"
+        "import ephemera_tui.engine.jsonl\n"
         "import ephemera_tui.cli\n"
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "heavy = sorted(m for m in ('fastembed', 'qdrant_client') if m in sys.modules)\n"

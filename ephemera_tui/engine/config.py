@@ -75,7 +75,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             return Path(str(value)).expanduser()
         if name == "keys":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                raise ValueError("expected a table of action = \"keys\"")
+                raise ValueError('expected a table of action = "keys"')
             return {str(k): str(v) for k, v in value.items()}
         if "int" in str(kind) and "str" not in str(kind):
             if isinstance(value, bool):

@@ -352,7 +352,9 @@ class Engine:
         vectors = self.vectors()
         pending_ids = self.store.pending_ids()
         if vectors is None:
-            return CheckReport(0, (), (), (), (), len(pending_ids), vector_status=self.vector_status)
+            return CheckReport(
+                0, (), (), (), (), len(pending_ids), vector_status=self.vector_status
+            )
         missing: list[int] = []
         stale: list[int] = []
         wrong_model: list[int] = []
@@ -446,9 +448,9 @@ class Engine:
         timings["parse"] = _ms(started)
         flt = parsed.filter
         if not parsed.has_text:
-            memories = self.store.browse(flt, limit=limit)
+            listed = self.store.browse(flt, limit=limit)
             timings["total"] = _ms(started)
-            hits = tuple(Hit(m, 0.0) for m in memories)
+            hits = tuple(Hit(m, 0.0) for m in listed)
             return SearchResult(raw, hits, mode="browse", timings_ms=timings)
         candidates = max(self.settings.search_candidates, limit * 3)
         notices: list[str] = []

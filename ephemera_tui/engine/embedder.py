@@ -251,9 +251,7 @@ class CachedEmbedder:
 
 def load_embedder(model_name: str, cache_dir: Path, cache_size: int = 4096) -> CachedEmbedder:
     """Build the configured embedder behind an LRU cache (``fake-hash-384`` selects the fake)."""
-    inner: Embedder
-    if model_name == FAKE_MODEL:
-        inner = HashEmbedder()
-    else:
-        inner = FastEmbedder(model_name, cache_dir)
+    inner: Embedder = (
+        HashEmbedder() if model_name == FAKE_MODEL else FastEmbedder(model_name, cache_dir)
+    )
     return CachedEmbedder(inner, max_entries=cache_size)

@@ -40,11 +40,15 @@ def draft_from_dict(data: Any, now: float) -> tuple[Draft, int | None]:
     if "content" not in data:
         raise ValidationError("missing required field 'content'")
     raw_id = data.get("id")
-    if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, int) or raw_id <= 0):
+    if raw_id is not None and (
+        isinstance(raw_id, bool) or not isinstance(raw_id, int) or raw_id <= 0
+    ):
         raise ValidationError(f"id must be a positive whole number, got {raw_id!r}")
     created = data.get("created_at")
     draft = Draft(
-        content=data["content"] if isinstance(data["content"], str) else _bad("content", data["content"]),
+        content=data["content"]
+        if isinstance(data["content"], str)
+        else _bad("content", data["content"]),
         created_at=None if created is None else parse_timestamp(created, now),
         source=data.get("source") or DEFAULT_SOURCE,
         importance=data.get("importance", DEFAULT_IMPORTANCE),

@@ -101,7 +101,9 @@ def parse_when(value: str, now: float) -> tuple[int, int]:
         if which == "past":
             return span(today - timedelta(days=365), today + timedelta(days=1))
         return span(this_start.replace(year=this_start.year - 1), this_start)
-    match = re.fullmatch(r"(last\s+)?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", text)
+    match = re.fullmatch(
+        r"(last\s+)?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", text
+    )
     if match:
         target = _WEEKDAYS.index(match.group(2))
         back = (today.weekday() - target) % 7 or 7
@@ -114,7 +116,11 @@ def parse_when(value: str, now: float) -> tuple[int, int]:
 
 
 def _looks_iso(value: str) -> bool:
-    return bool(re.match(r"^\d{4}(-\d{2}){0,2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?([+-]\d{2}:?\d{2}|Z)?$", value))
+    return bool(
+        re.match(
+            r"^\d{4}(-\d{2}){0,2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?([+-]\d{2}:?\d{2}|Z)?$", value
+        )
+    )
 
 
 def _add_months(moment: datetime, months: int) -> datetime:
@@ -149,7 +155,7 @@ def _parse_iso(value: str) -> tuple[int, int] | None:
 
 
 def _parse_with_dateparser(value: str, current: datetime) -> tuple[int, int]:
-    """Last resort for other natural dates ("2 weeks ago", "May 3rd"); dateparser is slow to load."""
+    """Last resort for other natural dates ("May 3rd"); dateparser is slow to load."""
     try:
         import dateparser
 
@@ -162,16 +168,21 @@ def _parse_with_dateparser(value: str, current: datetime) -> tuple[int, int]:
         parsed = None
     if parsed is None:
         raise ValidationError(
-            f"cannot understand the date {value!r} (try 2024-05-01, yesterday, last week, 3 days ago)"
+            f"cannot understand the date {value!r} "
+            "(try 2024-05-01, yesterday, last week, 3 days ago)"
         )
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone().replace(tzinfo=None)
-    start = _start_of_day(parsed) if parsed.time() == current.time() or parsed.time().hour == 0 else parsed
+    start = (
+        _start_of_day(parsed)
+        if parsed.time() == current.time() or parsed.time().hour == 0
+        else parsed
+    )
     return int(start.timestamp()), int((start + timedelta(days=1)).timestamp())
 
 
 def parse_timestamp(value: Any, now: float, where: str = "created_at") -> int:
-    """Unix seconds from an int/float (seconds, or milliseconds if huge) or an ISO/natural string."""
+    """Unix seconds from a number (seconds, or milliseconds if huge) or an ISO/natural string."""
     if isinstance(value, bool):
         raise ValidationError(f"{where}: expected a time, got {value!r}")
     if isinstance(value, int | float):

@@ -52,14 +52,140 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 # Words too common to help a keyword match (the OR query would otherwise match everything).
 STOPWORDS = frozenset(
-    """a about above after again against all am an and any are as at be because been before
-    being below between both but by can could did do does doing down during each few for from
-    further had has have having he her here hers herself him himself his how i if in into is it
-    its itself just me more most my myself no nor not now of off on once only or other our ours
-    ourselves out over own same she should so some such than that the their theirs them
-    themselves then there these they this those through to too under until up very was we were
-    what when where which while who whom why will with would you your yours yourself
-    yourselves did does what's i'm it's don't""".split()
+    [
+        "a",
+        "about",
+        "above",
+        "after",
+        "again",
+        "against",
+        "all",
+        "am",
+        "an",
+        "and",
+        "any",
+        "are",
+        "as",
+        "at",
+        "be",
+        "because",
+        "been",
+        "before",
+        "being",
+        "below",
+        "between",
+        "both",
+        "but",
+        "by",
+        "can",
+        "could",
+        "did",
+        "do",
+        "does",
+        "doing",
+        "down",
+        "during",
+        "each",
+        "few",
+        "for",
+        "from",
+        "further",
+        "had",
+        "has",
+        "have",
+        "having",
+        "he",
+        "her",
+        "here",
+        "hers",
+        "herself",
+        "him",
+        "himself",
+        "his",
+        "how",
+        "i",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "its",
+        "itself",
+        "just",
+        "me",
+        "more",
+        "most",
+        "my",
+        "myself",
+        "no",
+        "nor",
+        "not",
+        "now",
+        "of",
+        "off",
+        "on",
+        "once",
+        "only",
+        "or",
+        "other",
+        "our",
+        "ours",
+        "ourselves",
+        "out",
+        "over",
+        "own",
+        "same",
+        "she",
+        "should",
+        "so",
+        "some",
+        "such",
+        "than",
+        "that",
+        "the",
+        "their",
+        "theirs",
+        "them",
+        "themselves",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "those",
+        "through",
+        "to",
+        "too",
+        "under",
+        "until",
+        "up",
+        "very",
+        "was",
+        "we",
+        "were",
+        "what",
+        "when",
+        "where",
+        "which",
+        "while",
+        "who",
+        "whom",
+        "why",
+        "will",
+        "with",
+        "would",
+        "you",
+        "your",
+        "yours",
+        "yourself",
+        "yourselves",
+        "did",
+        "does",
+        "what's",
+        "i'm",
+        "it's",
+        "don't",
+    ]
 )
 
 
@@ -217,9 +343,12 @@ class SqlStore:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """One write transaction (BEGIN IMMEDIATE on SQLite); commits or rolls back whole."""
-        with self._guard(), self.engine.connect().execution_options(ephemera_write=True) as conn:
-            with conn.begin():
-                yield conn
+        with (
+            self._guard(),
+            self.engine.connect().execution_options(ephemera_write=True) as conn,
+            conn.begin(),
+        ):
+            yield conn
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -273,7 +402,9 @@ class SqlStore:
     def _max_id(self, conn: Connection) -> int:
         return int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
 
-    def insert(self, drafts: Sequence[Draft], ids: Sequence[int | None] | None = None) -> list[Memory]:
+    def insert(
+        self, drafts: Sequence[Draft], ids: Sequence[int | None] | None = None
+    ) -> list[Memory]:
         """Insert new memories (with tags and outbox rows) in one transaction; return them.
 
         ``ids`` may carry explicit ids (an import of an export); the rest get fresh ids.
@@ -310,16 +441,16 @@ class SqlStore:
 
     def update(self, memory_id: int, draft: Draft) -> Memory:
         with self.write() as conn:
-            found = conn.execute(
-                select(FRAGMENTS.c.id).where(FRAGMENTS.c.id == memory_id)
-            ).first()
+            found = conn.execute(select(FRAGMENTS.c.id).where(FRAGMENTS.c.id == memory_id)).first()
             if found is None:
                 raise NotFoundError(f"no memory with id {memory_id}")
             row = self._fragment_row(memory_id, draft)
             conn.execute(update(FRAGMENTS).where(FRAGMENTS.c.id == memory_id).values(**row))
             conn.execute(delete(TAGS).where(TAGS.c.memory_id == memory_id))
             if row["tags"]:
-                conn.execute(insert(TAGS), [{"memory_id": memory_id, "tag": t} for t in row["tags"]])
+                conn.execute(
+                    insert(TAGS), [{"memory_id": memory_id, "tag": t} for t in row["tags"]]
+                )
             self._enqueue(conn, [(memory_id, "upsert", content_hash(row["content"]))])
         return _row_to_memory(_Row(row))
 
@@ -398,9 +529,9 @@ class SqlStore:
         with self.read() as conn:
             for chunk in _chunks(list(ids), 500):
                 rows = conn.execute(
-                    select(OUTBOX.c.memory_id, OUTBOX.c.op, OUTBOX.c.token, OUTBOX.c.attempts).where(
-                        OUTBOX.c.memory_id.in_(chunk)
-                    )
+                    select(
+                        OUTBOX.c.memory_id, OUTBOX.c.op, OUTBOX.c.token, OUTBOX.c.attempts
+                    ).where(OUTBOX.c.memory_id.in_(chunk))
                 ).all()
                 out.extend(OutboxItem(int(r[0]), r[1], int(r[2]), int(r[3])) for r in rows)
         return out
@@ -431,7 +562,9 @@ class SqlStore:
                 conn.execute(
                     update(OUTBOX)
                     .where(OUTBOX.c.memory_id == item.memory_id, OUTBOX.c.token == item.token)
-                    .values(attempts=item.attempts + 1, not_before=now + delay, last_error=error[:500])
+                    .values(
+                        attempts=item.attempts + 1, not_before=now + delay, last_error=error[:500]
+                    )
                 )
 
     def outbox_summary(self) -> dict[str, Any]:
@@ -503,9 +636,7 @@ class SqlStore:
             if high is not None:
                 conds.append(getattr(c, name) <= high)
         for tag in flt.tags:
-            conds.append(
-                exists().where(TAGS.c.memory_id == c.id, TAGS.c.tag == tag)
-            )
+            conds.append(exists().where(TAGS.c.memory_id == c.id, TAGS.c.tag == tag))
         for phrase in flt.phrases:
             conds.append(c.content.like(f"%{_escape_like(phrase)}%", escape="\\"))
         if flt.ids is not None:
@@ -548,7 +679,7 @@ class SqlStore:
     ) -> list[tuple[int, float]]:
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
         fts = table("memory_fts", column("rowid"))
-        rank = literal_column("bm25(memory_fts)")
+        rank: Any = literal_column("bm25(memory_fts)")
         query = select(fts.c.rowid.label("id"), rank.label("rank"))
         if conds:
             query = query.select_from(fts.join(FRAGMENTS, FRAGMENTS.c.id == fts.c.rowid))
@@ -571,7 +702,7 @@ class SqlStore:
             query = (
                 select(FRAGMENTS.c.id, relevance.label("score"))
                 .where(relevance > 0, *conds)
-                .order_by(relevance.desc())
+                .order_by(relevance.desc(), FRAGMENTS.c.id.desc())  # ties: newest first
                 .limit(limit)
             )
             for row in conn.execute(query):
@@ -580,9 +711,12 @@ class SqlStore:
             likes = [
                 FRAGMENTS.c.content.like(f"%{_escape_like(w)}%", escape="\\") for w in short_words
             ]
-            query = select(FRAGMENTS.c.id).where(or_(*likes), *conds).order_by(
-                FRAGMENTS.c.id.desc()
-            ).limit(limit)
+            query = (
+                select(FRAGMENTS.c.id)
+                .where(or_(*likes), *conds)
+                .order_by(FRAGMENTS.c.id.desc())
+                .limit(limit)
+            )
             for row in conn.execute(query):
                 scores[int(row.id)] = scores.get(int(row.id), 0.0) + 0.5
         ranked = sorted(scores.items(), key=lambda kv: -kv[1])
@@ -612,7 +746,9 @@ class SqlStore:
         with self.read() as conn:
             return int(conn.execute(select(func.count()).where(*conds)).scalar() or 0)
 
-    def activity_days(self, utc_offset: int, flt: SearchFilter | None = None) -> list[tuple[int, int]]:
+    def activity_days(
+        self, utc_offset: int, flt: SearchFilter | None = None
+    ) -> list[tuple[int, int]]:
         """Counts per local day (``utc_offset`` seconds east of UTC): ``[(day start, n)]``."""
         c = FRAGMENTS.c
         local = c.created_at + utc_offset
@@ -705,7 +841,10 @@ class SqlStore:
         while True:
             with self.read() as conn:
                 rows = conn.execute(
-                    select(FRAGMENTS).where(FRAGMENTS.c.id > last).order_by(FRAGMENTS.c.id).limit(batch)
+                    select(FRAGMENTS)
+                    .where(FRAGMENTS.c.id > last)
+                    .order_by(FRAGMENTS.c.id)
+                    .limit(batch)
                 ).all()
             if not rows:
                 return
@@ -750,5 +889,3 @@ def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
-
-

@@ -13,7 +13,7 @@ Byte = SmallInteger().with_variant(TINYINT(unsigned=True), "mysql", "mariadb")
 
 
 class MemoryFragment(SQLModel, table=True):
-    """The seed's table, column for column. FULLTEXT (MySQL) / FTS5 (SQLite) come from migrations."""
+    """The seed's table, column by column; FULLTEXT (MySQL) or FTS5 (SQLite) via migrations."""
 
     __tablename__ = "memory_fragments"
     __table_args__ = (

@@ -7,6 +7,7 @@ tags, content hash and model name, with payload indexes on the filter fields.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Sequence
@@ -248,7 +249,7 @@ class ClientVectors:
             else:
                 info = self._client.get_collection(COLLECTION)
                 params = info.config.params.vectors
-                size = params.size if hasattr(params, "size") else None
+                size = getattr(params, "size", None)
                 if size is not None:
                     _check_dim(int(size), dim, url)
         except EmbeddingError:
@@ -307,7 +308,9 @@ class ClientVectors:
             self._client.upsert(
                 COLLECTION,
                 points=[
-                    m.PointStruct(id=p.id, vector=p.vector.astype(np.float32).tolist(), payload=p.payload)
+                    m.PointStruct(
+                        id=p.id, vector=p.vector.astype(np.float32).tolist(), payload=p.payload
+                    )
                     for p in points
                 ],
                 wait=True,
@@ -384,10 +387,8 @@ class ClientVectors:
         return None
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a dead connection is not worth a message
             self._client.close()
-        except Exception:  # noqa: BLE001 - closing a dead connection is not worth a message
-            pass
 
 
 def open_vectors(

@@ -1,7 +1,10 @@
-"""Initial schema: memory_fragments (seed), memory_tags, vector_outbox, ephemera_meta, keyword index.
+"""Initial schema: memory_fragments (the seed's), memory_tags, vector_outbox, ephemera_meta,
+and the keyword index.
 
 Revision ID: 0001
 """
+
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -13,7 +16,7 @@ branch_labels = None
 depends_on = None
 
 Byte = sa.SmallInteger().with_variant(TINYINT(unsigned=True), "mysql", "mariadb")
-MYSQL = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
 
 
 def upgrade() -> None:
