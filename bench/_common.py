@@ -1,0 +1,197 @@
+"""Shared helpers for the benchmark scripts (not a test module; pytest never collects bench/).
+
+- where the benchmark data lives (``../shared/data`` next to the repo, or ``--data``);
+- a disk cache of document embeddings under /tmp, keyed by model name and text hash, so
+  repeated runs don't re-embed datasets (the vectors are exactly the model's; ``--no-cache``
+  turns it off);
+- building an Engine in a temporary data dir with the real default model;
+- small table printing and percentiles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from ephemera_tui.engine import Engine, Settings  # noqa: E402
+from ephemera_tui.engine.embedder import CachedEmbedder, load_embedder  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+CACHE_DIR = Path(os.environ.get("EPHEMERA_BENCH_CACHE", "/tmp/ephemera-bench-cache"))
+MODEL_DIR = Path(os.environ.get("EPHEMERA_BENCH_MODELS", "/tmp/ephemera-bench-models"))
+
+
+def base_parser(description: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help=f"benchmark data dir (default {DEFAULT_DATA})"
+    )
+    parser.add_argument(
+        "--no-cache", action="store_true", help="don't read or write the /tmp embedding cache"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a Settings field for this run (e.g. --set fusion=rrf); repeatable",
+    )
+    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    return parser
+
+
+def settings_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    from ephemera_tui.engine.config import _coerce
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        out[key] = _coerce(key, value, "--set")
+    return out
+
+
+def _key(model: str, text: str) -> bytes:
+    return hashlib.blake2b(f"{model}\x00{text}".encode(), digest_size=16).digest()
+
+
+class DiskCache:
+    """Embeddings on disk: one .npz per model (keys = 16-byte text hashes, float32 vectors)."""
+
+    def __init__(self, model: str, enabled: bool = True) -> None:
+        self.model = model
+        self.enabled = enabled
+        safe = model.replace("/", "__")
+        self.path = CACHE_DIR / f"{safe}.npz"
+        self._map: dict[bytes, np.ndarray] = {}
+        self._dirty = False
+        self._lock = threading.Lock()
+        if enabled and self.path.exists():
+            with np.load(self.path) as data:
+                keys, vecs = data["keys"], data["vectors"]
+            self._map = {bytes(k): v for k, v in zip(keys, vecs, strict=True)}
+
+    def get(self, text: str) -> np.ndarray | None:
+        return self._map.get(_key(self.model, text)) if self.enabled else None
+
+    def put(self, text: str, vec: np.ndarray) -> None:
+        if self.enabled:
+            with self._lock:
+                self._map[_key(self.model, text)] = np.asarray(vec, dtype=np.float32)
+                self._dirty = True
+
+    def save(self) -> None:
+        if not (self.enabled and self._dirty):
+            return
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        keys = np.frombuffer(b"".join(self._map), dtype=np.uint8).reshape(-1, 16)
+        vecs = np.stack(list(self._map.values())).astype(np.float32)
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, keys=keys, vectors=vecs)
+        tmp.replace(self.path)
+        self._dirty = False
+
+
+class DiskCachedModel:
+    """The real embedder behind a disk cache; the model itself loads only on a cache miss."""
+
+    def __init__(self, model: str, cache: DiskCache) -> None:
+        self.name = model
+        self.cache = cache
+        self._inner: Any = None
+        self.dim = 384
+        self.misses = 0
+
+    @property
+    def inner(self) -> Any:
+        if self._inner is None:
+            self._inner = load_embedder(self.name, MODEL_DIR).inner
+            self.dim = self._inner.dim
+        return self._inner
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        out: list[np.ndarray | None] = [self.cache.get(t) for t in texts]
+        todo = [i for i, v in enumerate(out) if v is None]
+        if todo:
+            self.misses += len(todo)
+            fresh = self.inner.embed([texts[i] for i in todo])
+            for i, vec in zip(todo, fresh, strict=True):
+                out[i] = vec
+                self.cache.put(texts[i], vec)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack(out)  # type: ignore[arg-type]
+
+    def embed_query(self, text: str) -> np.ndarray:
+        # Queries go through the same model call as the engine's (embed of one text).
+        vec = self.cache.get("\x00query\x00" + text)
+        if vec is None:
+            self.misses += 1
+            vec = self.inner.embed_query(text)
+            self.cache.put("\x00query\x00" + text, vec)
+        return vec
+
+
+def default_model() -> str:
+    return Settings.__dataclass_fields__["embedding_model"].default  # type: ignore[no-any-return]
+
+
+def cached_embedder(no_cache: bool = False, model: str | None = None) -> tuple[CachedEmbedder, DiskCache]:
+    model = model or default_model()
+    cache = DiskCache(model, enabled=not no_cache)
+    return CachedEmbedder(DiskCachedModel(model, cache), max_entries=1_000_000), cache
+
+
+def make_engine(
+    data_dir: Path, overrides: dict[str, Any] | None = None, embedder: CachedEmbedder | None = None
+) -> Engine:
+    settings = Settings(data_dir=data_dir, **(overrides or {}))
+    return Engine(settings, embedder=embedder)
+
+
+def temp_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix=f"ephemera-bench-{prefix}-")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (readable on a terminal, pasteable into docs)."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.3f}"
+        return str(v)
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q)) if values else float("nan")
+
+
+def describe_settings(engine: Engine) -> str:
+    s = engine.settings
+    return (
+        f"model={s.embedding_model} fusion={s.fusion} semantic_weight={s.semantic_weight} "
+        f"rrf_k={s.rrf_k} candidates={s.search_candidates}"
+    )
+
+
+class Stopwatch:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self) -> float:
+        return time.perf_counter() - self.start

@@ -1,0 +1,165 @@
+"""LoCoMo dev retrieval quality through the engine (protocol of ../shared/data/README.md).
+
+Every turn becomes one memory, content ``Speaker: text``, created at its session's date and
+time (plus the turn's index in seconds, so turns keep their order and identical short turns
+such as "Bye!" are not taken for duplicates), tagged with its conversation id. Each question
+(categories 1-4; category 5 is adversarial and left out, as are questions without evidence)
+is searched with ``tag:<conversation>`` through ``Engine.search``, so the filter path is the
+one a user gets. Double quotes in a question are dropped (they would make a phrase filter).
+
+Prints recall@1/5/10/20 of the evidence turns per category and overall, and session-level
+recall@5 (sessions ranked by their first hit).
+
+    /work/venv/bin/python bench/quality_locomo.py [--data DIR] [--set semantic_weight=0.6]
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from _common import (
+    Stopwatch,
+    base_parser,
+    cached_embedder,
+    describe_settings,
+    make_engine,
+    settings_overrides,
+    table,
+    temp_dir,
+)
+
+from ephemera_tui.engine import Draft
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+KS = (1, 5, 10, 20)
+
+
+def session_time(value: str) -> int:
+    """``1:56 pm on 8 May, 2023`` -> Unix seconds (read as UTC)."""
+    moment = datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y")
+    return int(moment.replace(tzinfo=UTC).timestamp())
+
+
+def load_conversation(path: Path) -> tuple[str, list[tuple[str, Draft]], list[dict]]:
+    """(conversation id, [(dia_id, draft)], questions)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    conv = data.get("conversation", data)
+    name = path.stem
+    turns: list[tuple[str, Draft]] = []
+    sessions = sorted(
+        (int(m.group(1)), key)
+        for key in conv
+        if (m := re.fullmatch(r"session_(\d+)", key)) and isinstance(conv[key], list)
+    )
+    for number, key in sessions:
+        start = session_time(conv[f"{key}_date_time"])
+        for index, turn in enumerate(conv[key]):
+            draft = Draft(
+                content=f"{turn['speaker']}: {turn['text']}",
+                created_at=start + index,
+                source="chat",
+                tags=(name,),
+            )
+            turns.append((turn["dia_id"], draft))
+    questions = []
+    for qa in data["qa"]:
+        if qa.get("category") not in CATEGORIES:
+            continue
+        evidence = [e.strip() for item in qa.get("evidence", []) for e in re.split(r"[;,]", item)]
+        evidence = [e for e in evidence if e]
+        if not evidence:
+            continue
+        questions.append({"question": qa["question"], "category": qa["category"], "evidence": evidence})
+    return name, turns, questions
+
+
+def session_of(dia_id: str) -> str:
+    return dia_id.split(":")[0]
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=20, help="hits per question (>= 20)")
+    args = parser.parse_args()
+    folder = args.data / "locomo-dev"
+    files = sorted(folder.glob("conv-*.json"))
+    if not files:
+        print(f"no LoCoMo files in {folder}", file=sys.stderr)
+        return 2
+    embedder, cache = cached_embedder(args.no_cache)
+    overrides = settings_overrides(args.set)
+    per_cat: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
+    session_recall: dict[int, list[float]] = defaultdict(list)
+    latencies: list[float] = []
+    with temp_dir("locomo") as tmp:
+        engine = make_engine(Path(tmp), overrides, embedder)
+        try:
+            clock = Stopwatch()
+            convs = [load_conversation(f) for f in files]
+            id_of: dict[tuple[str, str], int] = {}
+            for name, turns, _ in convs:
+                report = engine.import_drafts(((d, None) for _, d in turns))
+                if report.skipped:
+                    print(f"warning: {name}: {report.skipped} turns skipped", file=sys.stderr)
+                for (dia, _), mid in zip(turns, report.ids, strict=True):
+                    id_of[(name, dia)] = mid
+            engine.sync()
+            load_s = clock()
+            dia_of = {mid: dia for (_, dia), mid in id_of.items()}
+            n_memories = len(id_of)
+            n_questions = 0
+            for name, _, questions in convs:
+                for qa in questions:
+                    n_questions += 1
+                    text = qa["question"].replace('"', " ")
+                    mark = time.perf_counter()
+                    result = engine.search(f"tag:{name} {text}", limit=max(args.limit, 20))
+                    latencies.append((time.perf_counter() - mark) * 1000)
+                    ranked = [dia_of.get(h.memory.id, "?") for h in result.hits]
+                    wanted = set(qa["evidence"])
+                    for k in KS:
+                        got = len(wanted & set(ranked[:k]))
+                        per_cat[qa["category"]][k].append(got / len(wanted))
+                    sessions = list(dict.fromkeys(session_of(d) for d in ranked))
+                    wanted_s = {session_of(e) for e in wanted}
+                    session_recall[qa["category"]].append(
+                        len(wanted_s & set(sessions[:5])) / len(wanted_s)
+                    )
+            desc = describe_settings(engine)
+        finally:
+            engine.close()
+            cache.save()
+
+    rows = []
+    figures: dict[str, dict[str, float]] = {}
+
+    def row(label: str, cats: list[int]) -> None:
+        n = sum(len(per_cat[c][1]) for c in cats)
+        if not n:
+            return
+        vals = [sum(sum(per_cat[c][k]) for c in cats) / n for k in KS]
+        sess = sum(sum(session_recall[c]) for c in cats) / n
+        rows.append([label, n, *vals, sess])
+        figures[label] = {f"R@{k}": round(v, 4) for k, v in zip(KS, vals, strict=True)}
+        figures[label]["session_R@5"] = round(sess, 4)
+
+    for cat, label in CATEGORIES.items():
+        row(f"{cat} {label}", [cat])
+    row("overall", list(CATEGORIES))
+    print(f"LoCoMo dev: {len(convs)} conversations, {n_memories} memories, {n_questions} questions")
+    print(f"settings: {desc}")
+    print(f"load + index {load_s:.1f}s; search p50 {sorted(latencies)[len(latencies) // 2]:.1f} ms")
+    print(table(["category", "n", "R@1", "R@5", "R@10", "R@20", "session R@5"], rows))
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
