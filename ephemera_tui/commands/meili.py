@@ -169,3 +169,173 @@ def _print_preview(data: dict[str, Any]) -> None:
     for message in data["notes"]:
         typer.echo(f"note: {message}")
     typer.echo("nothing written (--preview)")
+
+
+def _live_config() -> Any:
+    config = _meili_config()
+    if not config.live:
+        _cli().fail(
+            f"no MeiliSearch server configured: set url and index in [migration.meilisearch] "
+            f"of {config.path}"
+        )
+    return config
+
+
+def _read_queries(path: Path) -> list[tuple[str, str]]:
+    cli = _cli()
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        cli.fail(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+    queries = [
+        (f"{path}:{n}", line.strip())
+        for n, line in enumerate(lines, start=1)
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    if not queries:
+        cli.fail(f"{path}: no queries (one per line)")
+    return queries
+
+
+@meili_app.command()
+def compare(
+    queries: Annotated[Path, typer.Option("--queries", help="One query per line.")],
+    k: Annotated[int, typer.Option("-k", help="Compare the top K results.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Run each query against MeiliSearch and Ephemera: overlap@k, rank agreement, latency."""
+    from ..migration.live import MeiliServer
+    from ..migration.live import compare as run_compare
+
+    cli = _cli()
+    config = _live_config()
+    lines = _read_queries(queries)
+    with cli.engine_session() as engine:
+        rows, summary = run_compare(engine, MeiliServer(config), config, lines, k)
+    if as_json:
+        typer.echo(json.dumps({"queries": rows, "summary": summary}, ensure_ascii=False))
+        return
+    typer.echo(
+        f"{'query':<32} {'overlap@' + str(k):>10} {'rank agr.':>9} {'ephemera':>10} {'meili':>10}"
+    )
+    for row in rows:
+        query = row["query"] if len(row["query"]) <= 32 else row["query"][:31] + "…"
+        if "error" in row:
+            typer.echo(f"{query:<32} error: {row['error']}")
+            continue
+        agreement = "-" if row["rank_agreement"] is None else f"{row['rank_agreement']:.2f}"
+        typer.echo(
+            f"{query:<32} {row['overlap']:>10.2f} {agreement:>9} "
+            f"{row['ephemera_ms']:>8.1f}ms {row['meili_ms']:>8.1f}ms"
+        )
+    typer.echo(
+        f"mean overlap@{k} {_fmt(summary['overlap_mean'])}, mean rank agreement "
+        f"{_fmt(summary['rank_agreement_mean'])}, p50 latency ephemera "
+        f"{_fmt(summary['ephemera_ms_p50'])} ms / meilisearch {_fmt(summary['meili_ms_p50'])} ms"
+        + (f", {summary['failed']} failed" if summary["failed"] else "")
+    )
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@meili_app.command()
+def sync() -> None:
+    """Send the writes still queued for MeiliSearch now (dual writing retries them anyway)."""
+    from ..migration.live import DualWriter
+
+    cli = _cli()
+    config = _live_config()
+    with cli.engine_session() as engine:
+        result = DualWriter(engine, config).drain(limit=10_000, force=True)
+    typer.echo(f"sent {result['sent']}, still queued {result['remaining']}")
+    if result["error"]:
+        cli.fail(result["error"])
+
+
+@meili_app.command()
+def finish(
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="Run a final comparison with these queries.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Finish even with writes still queued for MeiliSearch.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Cut over: stop dual writing, record the final comparison and the last dump's path."""
+    from ..migration.phases import finish as run_finish
+
+    cli = _cli()
+    config = _meili_config()
+    lines = _read_queries(queries) if queries is not None else None
+    with cli.engine_session() as engine:
+        record = run_finish(engine, config, queries=lines, force=force)
+    if as_json:
+        typer.echo(json.dumps(record, ensure_ascii=False))
+        return
+    typer.echo("migration finished: dual writing stopped, searches answered by Ephemera")
+    final = record["final_comparison"]
+    if final:
+        typer.echo(
+            f"final comparison: {final['queries']} queries, mean overlap@{final['k']} "
+            f"{_fmt(final['overlap_mean'])}"
+        )
+    dump = record["last_dump"]
+    if dump:
+        typer.echo(
+            f"last dump: {dump['path']}"
+            + (f" (sha256 {dump['sha256'][:16]}…)" if dump.get("sha256") else " (missing)")
+        )
+    if record["abandoned_writes"]:
+        cli.notice(f"{record['abandoned_writes']} queued writes were never sent (--force)")
+    if config.live:
+        cli.notice("you may now remove [migration.meilisearch] from the config file")
+
+
+@meili_app.command()
+def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+    """Which migration phase is active, and its figures."""
+    from ..migration.phases import status as run_status
+
+    cli = _cli()
+    config = _meili_config()
+    with cli.engine_session() as engine:
+        data = run_status(engine, config)
+    if as_json:
+        typer.echo(json.dumps(data, ensure_ascii=False, default=str))
+        return
+    typer.echo(f"phase {max(data['phase'], 0)}: {data['phase_name']}")
+    if data["server"]:
+        typer.echo(f"server: {data['server']} index {data['index']}, read mode {data['read_mode']}")
+    typer.echo(f"documents mapped from MeiliSearch: {data['mapped_documents']}")
+    last = data["last_import"]
+    if last:
+        typer.echo(
+            f"last import: {last['path']}: imported {last['imported']}, updated {last['updated']}, "
+            f"skipped {last['skipped']}, re-embedded {last['reembedded']}"
+        )
+    dual = data["dual_write"]
+    queue = dual["queue"]
+    typer.echo(
+        f"dual writes: sent {dual.get('sent', 0)}, queued {queue['pending']}, failures "
+        f"{dual.get('failures', 0)}"
+        + (f" (last: {queue['last_error']})" if queue["last_error"] else "")
+    )
+    shadow = data["shadow"]
+    if shadow["count"] or shadow["fallbacks"]:
+        typer.echo(
+            f"shadow comparisons: {shadow['compared']}, mean overlap "
+            f"{_fmt(shadow['overlap_mean'])}, errors {shadow['errors']}, "
+            f"fallbacks to MeiliSearch {shadow['fallbacks']}"
+        )
+    comparison = data["last_compare"]
+    if comparison:
+        typer.echo(
+            f"last compare: {comparison['queries']} queries, mean overlap@{comparison['k']} "
+            f"{_fmt(comparison['overlap_mean'])}, rank agreement "
+            f"{_fmt(comparison['rank_agreement_mean'])}"
+        )
+    if data["finished"]:
+        typer.echo(f"finished at {data['finished']['at']}")

@@ -13,7 +13,6 @@ embedded again by the engine.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,6 +203,7 @@ class Importer:
                 "index": source.index_uid,
                 "primary_key": source.primary_key,
                 "mapping": fmap.to_dict(),
+                "created_at_format": time_format(source, fmap),
             },
         )
         record = report.to_dict()
@@ -411,5 +411,18 @@ class Importer:
         return array / norm
 
 
-def now_seconds() -> float:
-    return time.time()
+def time_format(source: Source, fmap: FieldMap) -> str:
+    """How the documents wrote their time (``s``, ``ms`` or ``iso``), to write it back alike."""
+    name = fmap.fields.get("created_at")
+    for doc in source.documents if name else ():
+        value = doc.data.get(name)
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int | float):
+            return "ms" if value > 1e11 else "s"
+        if isinstance(value, str):
+            stripped = value.strip()
+            if stripped.replace(".", "", 1).isdigit():
+                return "ms" if float(stripped) > 1e11 else "s"
+            return "iso"
+    return "s"
