@@ -1,0 +1,62 @@
+"""Schema upgrades: a database made by the first revision upgrades in place, data intact."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from ephemera_tui.engine import Draft, Engine, Settings
+from ephemera_tui.engine.store import MIGRATIONS_DIR, make_sql_engine
+
+
+def _config() -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return cfg
+
+
+def test_first_revision_database_upgrades_to_head(settings: Settings) -> None:
+    cfg = _config()
+    sql = make_sql_engine(settings.resolved_database_url)
+    with sql.connect().execution_options(ephemera_write=True) as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.commit()
+    with sql.connect().execution_options(ephemera_write=True) as conn, conn.begin():
+        conn.execute(
+            text(
+                "INSERT INTO memory_fragments (id, content, created_at, source, importance, "
+                "confidence, tags, notes, associations) VALUES "
+                "(1700000000000, 'made by revision 0001', 1700000000, 'note', 1, 2, "
+                "'[\"old\"]', NULL, '[]')"
+            )
+        )
+        conn.execute(text("INSERT INTO memory_tags (memory_id, tag) VALUES (1700000000000, 'old')"))
+    sql.dispose()
+
+    with Engine(settings) as engine:  # opening migrates to head
+        head = ScriptDirectory.from_config(cfg).get_current_head()
+        with engine.store.engine.connect() as conn:
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
+        old = engine.get(1700000000000)
+        assert old.content == "made by revision 0001" and old.tags == ("old",)
+        assert engine.search("revision").hits[0].memory.id == old.id
+        engine.add(Draft("written after the upgrade"))
+        assert engine.count() == 2
+
+
+def test_downgrade_and_upgrade_round_trip(settings: Settings) -> None:
+    with Engine(settings) as engine:
+        engine.add(Draft("kept"))
+    cfg = _config()
+    sql = make_sql_engine(settings.resolved_database_url)
+    with sql.connect().execution_options(ephemera_write=True) as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0001")
+        command.upgrade(cfg, "head")
+        conn.commit()
+    sql.dispose()
+    with Engine(settings) as engine:
+        assert engine.count() == 1
