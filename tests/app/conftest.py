@@ -19,9 +19,10 @@ ROOT = str(Path(__file__).resolve().parents[2])
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from pilot_helpers import clock, seed  # noqa: E402
+
 from ephemera_tui.app import EphemeraApp  # noqa: E402
 from ephemera_tui.engine import Settings  # noqa: E402
-from pilot_helpers import clock, seed  # noqa: E402
 
 
 @pytest.fixture

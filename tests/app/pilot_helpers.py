@@ -36,7 +36,7 @@ SEED = [
     ("Bought a notebook for sketching gardens", 70.0, "note", 30, ("sketch", "garden"), None),
     ("Same day last year: first coffee at the corner cafe", 365.0, "note", 100,
      ("friends",), None),
-    ("Two years ago today: moved into the flat by the river", 731.0, "note", 210, ("home",), None),
+    ("Two years ago today: moved into the flat by the river", 730.0, "note", 210, ("home",), None),
 ]
 
 

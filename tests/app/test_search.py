@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ephemera_tui.app.screens.search import SearchScreen
-from ephemera_tui.app.widgets.results import ResultList
+from pilot_helpers import ready, settle
 from textual.widgets import Input, Static
 
-from pilot_helpers import ready, settle
+from ephemera_tui.app.screens.search import SearchScreen
+from ephemera_tui.app.widgets.results import ResultList
 
 
 async def test_opens_with_cursor_in_search_box(make_app, seeded):

@@ -30,7 +30,7 @@ from .confirm import ConfirmScreen
 
 if TYPE_CHECKING:
     from ..app import EphemeraApp
-    from ..engine import Draft, Engine, Memory
+    from ...engine import Draft, Engine, Memory
 
 
 class CaptureScreen(ModalScreen["Memory | None"]):
@@ -40,7 +40,7 @@ class CaptureScreen(ModalScreen["Memory | None"]):
         Binding("ctrl+s", "save", "Save", priority=True, id="capture.save"),
         Binding("escape", "cancel", "Cancel", id="capture.cancel"),
         Binding("ctrl+o", "external_editor", "$EDITOR", id="capture.editor"),
-        Binding("ctrl+d", "delete", "Delete", id="capture.delete"),
+        Binding("ctrl+d", "delete", "Delete", priority=True, id="capture.delete"),
     ]
 
     def __init__(self, memory: Memory | None, tags: Callable[[], Sequence[str]]) -> None:
@@ -130,8 +130,8 @@ class CaptureScreen(ModalScreen["Memory | None"]):
 
     def build_draft(self) -> Draft:
         """The form as a Draft; raises the engine's ValidationError naming the bad field."""
-        from ..engine import Draft, ValidationError
-        from ..engine.query import parse_timestamp
+        from ...engine import Draft, ValidationError
+        from ...engine.query import parse_timestamp
 
         def number(field: str) -> int | None:
             raw = self._value(field)

@@ -25,7 +25,7 @@ from .base import JournalScreen
 from .picker import PickerScreen
 
 if TYPE_CHECKING:
-    from ..engine import Engine, Memory
+    from ...engine import Engine, Memory
 
 SUGGESTIONS = 5
 KIND_LABEL = {"out": "→ links to    ", "in": "← linked from ", "similar": "≈ suggested   "}

@@ -18,7 +18,7 @@ from ..workers import engine_call
 
 if TYPE_CHECKING:
     from ..app import EphemeraApp
-    from ..engine import Engine, Hit, SearchResult
+    from ...engine import Engine, Hit, SearchResult
 
 
 class PickerScreen(ModalScreen["int | None"]):

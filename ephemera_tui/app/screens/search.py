@@ -19,7 +19,7 @@ from ..workers import engine_call
 from .base import JournalScreen
 
 if TYPE_CHECKING:
-    from ..engine import Engine, Hit, Memory, SearchResult
+    from ...engine import Engine, Hit, Memory, SearchResult
 
 RESULT_LIMIT = 50
 PLACEHOLDER = "Search: words, tag:x source:y importance>=200 after:yesterday"

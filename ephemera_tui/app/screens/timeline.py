@@ -21,7 +21,7 @@ from .picker import PickerScreen
 from .prompt import PromptScreen
 
 if TYPE_CHECKING:
-    from ..engine import Engine, Hit, Memory
+    from ...engine import Engine, Hit, Memory
 
 UNITS = ("day", "week", "month")
 
@@ -149,7 +149,7 @@ class TimelineScreen(JournalScreen):
         now = self.now()
 
         def job(engine: Engine) -> tuple[int, int]:
-            from ..engine.query import parse_when
+            from ...engine.query import parse_when
 
             start, end = parse_when(answer, now)
             return start, engine.position_of(end - 1)
@@ -166,7 +166,7 @@ class TimelineScreen(JournalScreen):
         now = self.now()
 
         def job(engine: Engine) -> list[Hit]:
-            from ..engine import Hit
+            from ...engine import Hit
 
             return [Hit(m, 0.0) for m in on_this_day(engine, now)]
 

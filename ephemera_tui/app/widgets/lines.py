@@ -24,7 +24,7 @@ from textual.strip import Strip
 from ..format import one_line
 
 if TYPE_CHECKING:
-    from ..engine import Memory
+    from ...engine import Memory
 
 PAGE_SIZE = 100
 GUTTER = 12

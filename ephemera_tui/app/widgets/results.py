@@ -14,7 +14,7 @@ from textual.widgets.option_list import Option
 from ..format import meta_line, snippet
 
 if TYPE_CHECKING:
-    from ..engine import Hit
+    from ...engine import Hit
 
 
 class MemoryList(OptionList):

@@ -1,0 +1,179 @@
+"""Capture and edit: the form, validation, tag completion, delete with confirmation."""
+
+from __future__ import annotations
+
+from ephemera_tui.app.screens.capture import CaptureScreen
+from ephemera_tui.app.screens.confirm import ConfirmScreen
+from ephemera_tui.app.screens.search import SearchScreen
+from ephemera_tui.app.widgets.results import ResultList
+from pilot_helpers import NOW, open_engine, ready, settle
+from textual.widgets import Input, Static, TextArea
+
+
+async def test_capture_from_search_saves_and_shows_at_once(make_app, seeded, settings):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert isinstance(app.screen, CaptureScreen)
+        await pilot.press(*"Swam in the cold sea at dawn")
+        app.screen.query_one("#tags", Input).value = "swim sea"
+        app.screen.query_one("#importance", Input).value = "240"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, SearchScreen)
+        hits = app.screen.query_one(ResultList).hits
+        assert hits[0].memory.content == "Swam in the cold sea at dawn"
+        assert hits[0].memory.tags == ("swim", "sea")
+        assert hits[0].memory.importance == 240
+        assert app.memory_count == len(seeded) + 1
+    engine = open_engine(settings.data_dir)
+    try:
+        assert engine.count() == len(seeded) + 1
+    finally:
+        engine.close()
+
+
+async def test_capture_is_reachable_from_every_screen(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        for mode in ("f3", "f4"):
+            await pilot.press(mode)
+            await settle(pilot)
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            assert isinstance(app.screen, CaptureScreen)
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not isinstance(app.screen, CaptureScreen)
+
+
+async def test_invalid_form_keeps_what_was_typed(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press(*"A thought")
+        screen.query_one("#importance", Input).value = "999"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is screen
+        error = str(screen.query_one("#form-error", Static).render())
+        assert "importance" in error and "255" in error
+        assert screen.query_one("#content", TextArea).text == "A thought"
+        screen.query_one("#importance", Input).value = ""
+        screen.query_one("#when", Input).value = "someday maybe never"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is screen
+        assert "when" in str(screen.query_one("#form-error", Static).render())
+
+
+async def test_empty_content_is_refused(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, CaptureScreen)
+        assert "content" in str(app.screen.query_one("#form-error", Static).render())
+
+
+async def test_when_accepts_natural_dates(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press(*"Remembered later")
+        app.screen.query_one("#when", Input).value = "yesterday"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        hit = next(
+            h for h in app.screen.query_one(ResultList).hits
+            if h.memory.content == "Remembered later"
+        )
+        assert NOW - 2 * 86400 < hit.memory.created_at < NOW - 86400 + 1
+
+
+async def test_tag_completion_from_existing_tags(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        tags = app.screen.query_one("#tags", Input)
+        tags.focus()
+        await pilot.press(*"work lis")
+        await settle(pilot)
+        await pilot.press("right")
+        assert tags.value == "work lisbon"
+
+
+async def test_edit_updates_memory(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"tomatoes", "tab", "e")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CaptureScreen) and screen.memory is not None
+        assert screen.memory.id == seeded[2]
+        screen.query_one("#content", TextArea).text = "Planted tomatoes, basil and chives"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        hit = app.screen.query_one(ResultList).current_hit
+        assert hit is not None and hit.memory.id == seeded[2]
+        assert hit.memory.content == "Planted tomatoes, basil and chives"
+
+
+async def test_delete_asks_first(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"tomatoes", "tab", "d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.memory_count == len(seeded)
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+        assert app.memory_count == len(seeded) - 1
+        ids = [h.memory.id for h in app.screen.query_one(ResultList).hits]
+        assert seeded[2] not in ids
+
+
+async def test_delete_from_edit_form(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"tomatoes", "tab", "e")
+        await pilot.pause()
+        await pilot.press("ctrl+d")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert isinstance(app.screen, SearchScreen)
+        assert app.memory_count == len(seeded) - 1
+
+
+async def test_external_editor_unavailable_is_reported(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert isinstance(app.screen, CaptureScreen)
+        assert "external editor" in str(app.screen.query_one("#form-error", Static).render())
