@@ -178,7 +178,7 @@ def queue_summary(store: SqlStore) -> dict[str, Any]:
         error = conn.execute(
             select(c.last_error).where(c.last_error.is_not(None)).order_by(c.id).limit(1)
         ).scalar()
-        due = conn.execute(select(func.min(c.not_before))).scalar()
+        due = conn.execute(select(func.max(c.not_before))).scalar()
     return {
         "pending": int(row[0] or 0),
         "oldest_enqueued_ms": row[1],
