@@ -54,7 +54,7 @@ def _own_bindings(node: DOMNode) -> list[Binding]:
     for kind in reversed(type(node).__mro__):
         if not kind.__module__.startswith(OUR_PACKAGE) or "BINDINGS" not in vars(kind):
             continue
-        declared.extend(BindingsMap(vars(kind)["BINDINGS"]))
+        declared.extend(binding for _key, binding in BindingsMap(vars(kind)["BINDINGS"]))
     return declared
 
 

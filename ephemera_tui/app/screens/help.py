@@ -44,11 +44,11 @@ class HelpScreen(ModalScreen[None]):
         super().__init__()
         self.title_text = title
         self.actions = actions
-        self.display = display
+        self.key_names = display
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog"):
-            yield Static(key_table(self.actions, self.display), id="keys")
+            yield Static(key_table(self.actions, self.key_names), id="keys")
             yield Static(Text("esc closes · ctrl+p finds any command by name", style="dim"))
 
     def on_mount(self) -> None:
