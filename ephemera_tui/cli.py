@@ -456,16 +456,31 @@ def sync() -> None:
 
 
 @app.command()
-def stats(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
-    """Counts and health: memories, pending vectors, backends."""
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    prometheus: Annotated[
+        bool, typer.Option("--prometheus", help="Metrics in Prometheus text format.")
+    ] = False,
+) -> None:
+    """Counts and health: memories, pending vectors, backends; latency, errors, cache, pool,
+    memory, outbox and index quality recorded by every ephemera process (docs/monitoring.md)."""
+    from .engine.metrics import collect, format_metrics, prometheus_text
+
     with engine_session() as engine:
         engine.vectors()
+        if prometheus:
+            typer.echo(prometheus_text(engine), nl=False)
+            return
         data = engine.stats()
+        data["metrics"] = collect(engine, series=0 if not as_json else 60)
         if as_json:
             typer.echo(json.dumps(data, default=str))
             return
         for key, value in data.items():
-            typer.echo(f"{key:>20}: {value if value is not None else '-'}")
+            if key != "metrics":
+                typer.echo(f"{key:>20}: {value if value is not None else '-'}")
+        for line in format_metrics(data["metrics"]):
+            typer.echo(line)
 
 
 @app.command()

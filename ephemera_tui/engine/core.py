@@ -16,6 +16,7 @@ from .embedder import CachedEmbedder, load_embedder
 from .errors import EmbeddingError, EphemeraError, NotFoundError, VectorStoreError
 from .filters import SearchFilter
 from .fusion import fuse
+from .metrics import instrumented, open_metrics
 from .query import ParsedQuery, parse_query
 from .store import STOPWORDS, OutboxItem, SqlStore, describe_url
 from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
@@ -84,6 +85,7 @@ class Engine:
         self._sync_lock = threading.Lock()
         self.last_sync_error: str | None = None
         self.write_observers: list[Callable[[str, Memory], None]] = []
+        self.metrics = open_metrics(self)  # latency, errors, cache, pool, memory -> metrics.db
         for extend in ENGINE_EXTENSIONS:
             with contextlib.suppress(Exception):
                 extend(self)
@@ -155,6 +157,7 @@ class Engine:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.release_vectors()
+        self.metrics.close()
         self.store.close()
 
     def __enter__(self) -> Engine:
@@ -165,6 +168,7 @@ class Engine:
 
     # ------------------------------------------------------------------ writes
 
+    @instrumented("add")
     def add(self, draft: Draft) -> Memory:
         """Record a memory: SQL + outbox in one transaction, then index it if the store is free."""
         memory = self.store.insert([draft])[0]
@@ -172,12 +176,14 @@ class Engine:
         self._notify("add", memory)
         return memory
 
+    @instrumented("update")
     def update(self, memory_id: int, draft: Draft) -> Memory:
         memory = self.store.update(memory_id, draft)
         self._push([memory_id])
         self._notify("update", memory)
         return memory
 
+    @instrumented("delete")
     def delete(self, memory_id: int) -> Memory:
         memory = self.store.delete(memory_id)
         self._push([memory_id])
@@ -208,6 +214,7 @@ class Engine:
                 if b in memory.associations:
                     self.store.set_associations(a, [x for x in memory.associations if x != b])
 
+    @instrumented("import")
     def import_drafts(
         self,
         rows: Iterable[tuple[Draft, int | None]],
@@ -278,6 +285,7 @@ class Engine:
 
     # ------------------------------------------------------------------ sync
 
+    @instrumented("sync")
     def sync(self, batch_size: int = 256, max_batches: int | None = None) -> SyncReport:
         """Drain the outbox into the vector store (what ``ephemera sync`` and the worker run)."""
         report = SyncReport()
@@ -326,6 +334,7 @@ class Engine:
             report.upserted, report.deleted = len(to_upsert), len(to_delete)
             self.last_sync_error = None
         except (VectorStoreError, EmbeddingError) as exc:
+            self.metrics.error("vector_upsert")
             report.failed = len(items)
             report.error = str(exc)
             self.last_sync_error = str(exc)
@@ -343,6 +352,7 @@ class Engine:
             "model": self.embedder.name,
         }
 
+    @instrumented("check")
     def check(self, repair: bool = False, batch_size: int = 1000) -> CheckReport:
         """Cross-check SQL against the vector store: missing, orphaned, stale, wrong model.
 
@@ -438,6 +448,7 @@ class Engine:
     def parse(self, raw: str) -> ParsedQuery:
         return parse_query(raw, self.clock())
 
+    @instrumented("search")
     def search(self, raw: str, limit: int = 20) -> SearchResult:
         """Hybrid search: parse → semantic (Qdrant, filtered) + keyword (SQL, filtered) → fuse →
         enrich from SQL in one query. Answers from keyword alone, and says so, when the vector
@@ -472,6 +483,7 @@ class Engine:
                     allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
                     semantic = [(pid, s) for pid, s in semantic if pid in allowed]
             except (VectorStoreError, EmbeddingError) as exc:
+                self.metrics.error("vector_search")
                 notices.append(f"keyword results only: {exc}")
         else:
             notices.append(f"keyword results only: {self.vector_status}")
