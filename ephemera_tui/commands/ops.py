@@ -1,0 +1,258 @@
+"""Operations commands: ``check`` (health), ``worker``, ``backup`` and ``restore``.
+
+Heavy imports stay inside the functions (``ephemera --help`` imports this module).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+KEEP_DAILY = typer.Option(
+    "--keep-daily", envvar="EPHEMERA_BACKUP_KEEP_DAILY", help="Keep the newest set of the last N days."
+)
+KEEP_WEEKLY = typer.Option(
+    "--keep-weekly", envvar="EPHEMERA_BACKUP_KEEP_WEEKLY", help="…and of the last N weeks."
+)
+
+
+def _cli() -> Any:
+    """The running CLI module (``__main__`` under ``python -m ephemera_tui.cli``), so the
+    global options it parsed (``--data-dir``…) apply here too."""
+    import sys
+
+    main = sys.modules.get("__main__")
+    if main is not None and hasattr(main, "engine_session") and hasattr(main, "State"):
+        return main
+    from .. import cli
+
+    return cli
+
+
+def _age(seconds: Any) -> str:
+    if seconds is None:
+        return "never"
+    seconds = float(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit} ago"
+    return f"{seconds:.0f}s ago"
+
+
+def _health_lines(data: dict[str, Any]) -> list[str]:
+    pending = data["pending"]
+    oldest = data["outbox_oldest_age_s"]
+    lines = [
+        f"pending vectors: {pending}"
+        + (f" (oldest {_age(oldest).removesuffix(' ago')} old)" if pending and oldest is not None else ""),
+        f"mismatches: found {data['mismatches_found']}, repaired {data['mismatches_repaired']}",
+        "last full check: "
+        + _age((data["last_full_check"] or data["last_check"] or {}).get("age_s")),
+        "last backup: "
+        + (
+            f"{_age(data['last_backup']['age_s'])} ({data['last_backup'].get('path')})"
+            if data["last_backup"]
+            else "never"
+        ),
+    ]
+    if data["outbox_last_error"]:
+        lines.append(f"last vector error: {data['outbox_last_error']}")
+    if data.get("last_backup_error"):
+        lines.append(f"last backup error: {data['last_backup_error'].get('error')}")
+    return lines
+
+
+def check(
+    repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Health and cross-check: SQL against the vector store (missing, orphaned, stale, wrong
+    model), pending outbox and its age, last check, last backup. Exit 1 on problems."""
+    cli = _cli()
+    engine_session, fail = cli.engine_session, cli.fail
+    from ..engine.worker import health, record_check
+
+    with engine_session() as engine:
+        report = engine.check(repair=repair)
+        record_check(engine, report)
+        remaining = engine.check() if repair else report
+        data = health(engine)
+        if as_json:
+            out = report.to_dict()
+            out["remaining_problems"] = remaining.problems
+            out["health"] = data
+            typer.echo(json.dumps(out, default=str))
+        else:
+            typer.echo(
+                f"checked {report.checked}: missing {len(report.missing)}, orphaned "
+                f"{len(report.orphaned)}, stale {len(report.stale)}, wrong model "
+                f"{len(report.wrong_model)}, pending {report.pending}"
+                + (f"; repaired {report.repaired}" if repair else "")
+            )
+            for line in _health_lines(data):
+                typer.echo(line)
+        if report.vector_status != "ok":
+            fail(f"vector store unavailable: {report.vector_status}")
+        if remaining.problems:
+            raise typer.Exit(1)
+
+
+def worker(
+    interval: Annotated[float, typer.Option("--interval", help="Seconds between runs.")] = 5.0,
+    once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
+    slice_size: Annotated[
+        int, typer.Option("--slice", help="Memories cross-checked per run.")
+    ] = 1000,
+    backup_dir: Annotated[
+        Path | None,
+        typer.Option("--backup-dir", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."),
+    ] = None,
+    backup_every: Annotated[
+        float, typer.Option("--backup-every", help="Hours between scheduled backups.")
+    ] = 24.0,
+    no_backup: Annotated[bool, typer.Option("--no-backup", help="No scheduled backups.")] = False,
+    keep_daily: Annotated[int, KEEP_DAILY] = 7,
+    keep_weekly: Annotated[int, KEEP_WEEKLY] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line per run.")] = False,
+) -> None:
+    """Headless background worker for servers: drain the outbox, cross-check a slice, repair,
+    take scheduled backups. Several may run against one database: they take turns."""
+    import signal
+    import threading
+
+    engine_session = _cli().engine_session
+    from ..engine.worker import Worker, WorkerRun
+
+    def report(run: WorkerRun) -> None:
+        if as_json:
+            typer.echo(json.dumps(run.to_dict()))
+        elif run.ran and (run.synced or run.found or run.backup or run.errors) or once:
+            typer.echo(f"worker: {run.summary()}", err=True)
+
+    with engine_session() as engine:
+        target = None if no_backup else (backup_dir or engine.settings.data_dir / "backups")
+        runner = Worker(
+            engine,
+            interval=interval,
+            check_slice_size=slice_size,
+            backup_dir=target,
+            backup_every=backup_every * 3600,
+            keep_daily=keep_daily,
+            keep_weekly=keep_weekly,
+            release_vectors=not engine.settings.qdrant_url,
+            on_run=report,
+        )
+        if once:
+            run = runner.run_once()
+            report(run)
+            runner.lease.release()
+            if run.errors:
+                raise typer.Exit(1)
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        typer.echo(f"worker {runner.lease.owner} started (interval {interval}s)", err=True)
+        try:
+            runner.run_forever(stop)
+        except KeyboardInterrupt:
+            stop.set()
+        typer.echo("worker stopped", err=True)
+
+
+def backup(
+    to: Annotated[
+        Path | None,
+        typer.Option("--to", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."),
+    ] = None,
+    verify: Annotated[
+        Path | None,
+        typer.Option("--verify", help="Restore this set into a scratch place and cross-check it."),
+    ] = None,
+    keep_daily: Annotated[int, KEEP_DAILY] = 7,
+    keep_weekly: Annotated[int, KEEP_WEEKLY] = 4,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Write one backup set (SQL dump + vector snapshot + manifest), then apply retention."""
+    cli = _cli()
+    engine_session, fail, guarded = cli.engine_session, cli.fail, cli.guarded
+
+    if verify is not None:
+        from ..engine.backup import verify_backup
+
+        result = guarded(lambda: verify_backup(verify))
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        else:
+            typer.echo(
+                f"{'ok' if result.ok else 'FAILED'}: {result.memories} of {result.expected} "
+                f"memories restored, identical: {'yes' if result.digest_matches else 'NO'}; "
+                f"vectors from snapshot {result.restore.vectors_loaded}, re-embedded "
+                f"{result.restore.reembedded}; problems after {result.problems_after}"
+            )
+            for note in result.restore.notes:
+                typer.echo(f"note: {note}", err=True)
+        if not result.ok:
+            fail(f"backup set {verify} did not verify")
+        return
+    from ..engine.backup import apply_retention, create_backup
+
+    with engine_session() as engine:
+        root = to or engine.settings.data_dir / "backups"
+        made = create_backup(engine, root)
+        removed = apply_retention(root, keep_daily, keep_weekly)
+        manifest = made.manifest
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {"path": str(made.path), "manifest": manifest, "removed": [str(p) for p in removed]}
+                )
+            )
+            return
+        vectors = manifest["vectors"]
+        typer.echo(str(made.path))
+        typer.echo(
+            f"{manifest['counts']['memories']} memories (highest id {manifest['max_memory_id']}), "
+            + (
+                f"{vectors['points']} vectors ({vectors['kind']})"
+                if vectors
+                else f"no vector snapshot ({manifest['vectors_note']})"
+            ),
+            err=True,
+        )
+        for path in removed:
+            typer.echo(f"removed old set {path}", err=True)
+
+
+def restore(
+    directory: Annotated[Path, typer.Argument(help="A backup set directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Rebuild an empty database and vector store from a backup set (refuses non-empty ones)."""
+    cli = _cli()
+    engine_session, fail, guarded = cli.engine_session, cli.fail, cli.guarded
+    from ..engine.backup import load_manifest, restore_backup
+
+    guarded(lambda: load_manifest(directory))  # refuse bad input before opening the target
+    with engine_session() as engine:
+        report = restore_backup(engine, directory)
+        if as_json:
+            typer.echo(json.dumps(report.to_dict()))
+        else:
+            typer.echo(
+                f"restored {report.memories} memories; vectors from snapshot "
+                f"{report.vectors_loaded}, re-embedded {report.reembedded}, removed {report.removed}"
+            )
+            for note in report.notes:
+                typer.echo(f"note: {note}", err=True)
+        if any(note.startswith("vector store unavailable") for note in report.notes):
+            fail("restored the memories, but the vector store is unavailable")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("worker")(worker)
+    app.command("backup")(backup)
+    app.command("restore")(restore)
