@@ -1,0 +1,61 @@
+"""Text charts shared by ``ephemera report`` and the app: bars and sparklines of block
+characters, and time buckets at a fixed UTC offset. No Textual, no Rich."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+BLOCKS = " ▏▎▍▌▋▊▉█"
+SPARK = "▁▂▃▄▅▆▇█"
+EPOCH = datetime(1970, 1, 1)
+
+
+def local_time(ts: float, offset: int) -> datetime:
+    """A naive datetime of ``ts`` at a fixed UTC offset (the report's local time)."""
+    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None) + timedelta(seconds=offset)
+
+
+def bar(value: float, peak: float, width: int) -> str:
+    """A horizontal bar of eighth-blocks."""
+    if peak <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(value / peak * width * 8))
+    full, rest = divmod(eighths, 8)
+    return "█" * full + (BLOCKS[rest] if rest else "")
+
+
+def sparkline(values: list[float]) -> str:
+    """One character per value, scaled to the largest."""
+    peak = max(values, default=0)
+    if peak <= 0:
+        return "▁" * len(values)
+    return "".join(SPARK[min(7, round(v / peak * 7))] if v else " " for v in values)
+
+
+def filled(buckets: list[tuple[int, int]], unit: str, offset: int) -> list[tuple[int, int]]:
+    """The buckets with empty ones inserted between, so gaps in time show."""
+    if not buckets:
+        return []
+    counts = dict(buckets)
+    out: list[tuple[int, int]] = []
+    start, last = buckets[0][0], buckets[-1][0]
+    while start <= last and len(out) < 50_000:
+        out.append((start, counts.get(start, 0)))
+        moment = local_time(start, offset)
+        if unit == "month":
+            nxt = moment.replace(
+                year=moment.year + (moment.month == 12), month=moment.month % 12 + 1, day=1
+            )
+        else:
+            nxt = moment + timedelta(days=7 if unit == "week" else 1)
+        start = int((nxt - EPOCH).total_seconds()) - offset
+    return out
+
+
+def bucket_label(start: int, unit: str, offset: int) -> str:
+    moment = local_time(start, offset)
+    if unit == "month":
+        return f"{moment:%Y-%m}"
+    if unit == "week":
+        return f"wk {moment:%Y-%m-%d}"
+    return f"{moment:%Y-%m-%d}"
