@@ -449,10 +449,11 @@ class Engine:
         return parse_query(raw, self.clock())
 
     @instrumented("search")
-    def search(self, raw: str, limit: int = 20) -> SearchResult:
+    def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
         """Hybrid search: parse → semantic (Qdrant, filtered) + keyword (SQL, filtered) → fuse →
         enrich from SQL in one query. Answers from keyword alone, and says so, when the vector
-        side is unavailable or behind."""
+        side is unavailable or behind. ``keyword_only`` asks for the keyword side alone (fast
+        first results while typing); its mode is then ``keyword`` without a notice."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
         parsed = self.parse(raw)
@@ -470,7 +471,7 @@ class Engine:
         keyword = self.store.keyword_search(terms, flt, candidates)
         timings["keyword"] = _ms(mark)
         semantic: list[tuple[int, float]] = []
-        vectors = self.vectors()
+        vectors = None if keyword_only else self.vectors()
         if vectors is not None:
             try:
                 mark = time.perf_counter()
@@ -485,7 +486,7 @@ class Engine:
             except (VectorStoreError, EmbeddingError) as exc:
                 self.metrics.error("vector_search")
                 notices.append(f"keyword results only: {exc}")
-        else:
+        elif not keyword_only:
             notices.append(f"keyword results only: {self.vector_status}")
         pending = self.store.pending_count()
         if pending and vectors is not None:

@@ -1,0 +1,209 @@
+"""Search latency p50/p95 through ``Engine.search`` at 10k and 100k memories (embedded default).
+
+The corpus is synthetic but realistic: each memory joins one or two real LoCoMo turns (as
+``Speaker: text``), with a tag (one of 20), a source (one of 4), an importance and a date
+spread over three years. Its vector is the real model's embedding of those turns (cached
+under /tmp), summed, randomly perturbed and normalised, inserted directly through the
+engine's SQL store and vector store so a 100k corpus builds in a minute or two instead of
+an hour of embedding. Queries are the LoCoMo questions, each embedded by the real model at
+search time (every query text is distinct, so the engine's LRU cache never answers).
+
+Scenarios, each over the same queries:
+- ``hybrid``: free text, no filter;
+- ``hybrid+filter``: free text with ``tag:``, ``after:``, ``importance>=`` or ``source:``
+  (rotating);
+- ``keyword``: the keyword side alone (``Engine.search(..., keyword_only=True)``, what the app
+  shows while typing and what a second process gets while another holds the vector store);
+- ``keyword+filter``.
+
+    /work/venv/bin/python bench/latency.py [--sizes 10000,100000] [--queries 200]
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import (
+    Stopwatch,
+    base_parser,
+    cached_embedder,
+    make_engine,
+    percentile,
+    settings_overrides,
+    table,
+    temp_dir,
+)
+from quality_locomo import load_conversation
+
+from ephemera_tui.engine import Draft
+from ephemera_tui.engine.vectors import VectorPoint
+
+TAGS = [
+    "work", "family", "health", "travel", "books", "music", "art", "kids", "friends", "sport",
+    "garden", "cooking", "money", "school", "dreams", "pets", "house", "ideas", "films", "misc",
+]
+SOURCES = ["note", "chat", "journal", "import"]
+START = 1_640_995_200  # 2022-01-01
+SPAN = 3 * 365 * 86400
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process(os.getpid()).memory_info().rss / 1e6
+
+
+def dir_mb(path: Path) -> float:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def build_corpus(engine, turns: list[str], vectors: np.ndarray, size: int, seed: int = 7) -> float:
+    """Insert ``size`` synthetic memories with vectors; return seconds taken."""
+    rng = np.random.default_rng(seed)
+    pyrng = random.Random(seed)
+    clock = Stopwatch()
+    store, vec_store = engine.store, engine.vectors()
+    batch = 5000
+    for offset in range(0, size, batch):
+        n = min(batch, size - offset)
+        first = rng.integers(0, len(turns), n)
+        second = rng.integers(0, len(turns), n)
+        two = rng.random(n) < 0.4
+        drafts = []
+        vecs = vectors[first].copy()
+        vecs[two] += vectors[second[two]]
+        vecs += rng.normal(0, 0.35 / np.sqrt(vectors.shape[1]), vecs.shape).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        for i in range(n):
+            text = turns[first[i]]
+            if two[i]:
+                text += " " + turns[second[i]].split(": ", 1)[-1]
+            drafts.append(
+                Draft(
+                    content=text,
+                    created_at=START + pyrng.randrange(SPAN),
+                    source=pyrng.choice(SOURCES),
+                    importance=pyrng.randrange(256),
+                    tags=(pyrng.choice(TAGS),),
+                )
+            )
+        memories = store.insert(drafts)
+        vec_store.upsert(
+            [VectorPoint(m.id, vecs[i], engine._payload(m)) for i, m in enumerate(memories)]
+        )
+        store.clear_outbox(store.outbox_for([m.id for m in memories]))
+    vec_store.flush()
+    return clock()
+
+
+def filtered(query: str, n: int) -> str:
+    kind = n % 4
+    if kind == 0:
+        return f"tag:{TAGS[n % len(TAGS)]} {query}"
+    if kind == 1:
+        return f"after:2023-06-01 {query}"
+    if kind == 2:
+        return f"importance>=128 {query}"
+    return f"source:{SOURCES[n % len(SOURCES)]} {query}"
+
+
+def run_scenario(engine, queries: list[str], semantic: bool, with_filter: bool) -> dict:
+    totals: list[float] = []
+    parts: dict[str, list[float]] = {}
+    for n, query in enumerate(queries):
+        raw = filtered(query, n) if with_filter else query
+        mark = time.perf_counter()
+        result = engine.search(raw, limit=20, keyword_only=not semantic)
+        totals.append((time.perf_counter() - mark) * 1000)
+        for key, value in result.timings_ms.items():
+            parts.setdefault(key, []).append(value)
+        if semantic and result.mode != "hybrid":
+            raise SystemExit(f"expected a hybrid search, got {result.mode}: {result.notices}")
+    return {
+        "p50": percentile(totals, 50),
+        "p95": percentile(totals, 95),
+        "max": max(totals),
+        **{f"{k}_p50": percentile(v, 50) for k, v in parts.items() if k != "total"},
+    }
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated corpus sizes")
+    parser.add_argument("--queries", type=int, default=200, help="queries per scenario")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
+    convs = [load_conversation(f) for f in sorted((args.data / "locomo-dev").glob("conv-*.json"))]
+    turns = [d.content for _, ts, _ in convs for _, d in ts]
+    questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
+    doc_embedder, cache = cached_embedder(args.no_cache)
+    turn_vectors = doc_embedder.embed(turns)
+    cache.save()
+    model = doc_embedder.inner.inner  # the real model (loaded on a cache miss above, or now)
+    from ephemera_tui.engine.embedder import CachedEmbedder
+    overrides = settings_overrides(args.set)
+    rows = []
+    figures = []
+    for size in sizes:
+        with temp_dir(f"latency-{size}") as tmp:
+            data = Path(tmp)
+            engine = make_engine(data, overrides, doc_embedder)
+            build_s = build_corpus(engine, turns, turn_vectors, size)
+            engine.close()
+            gc.collect()
+            # Reopen as a user would, with the real model; no LRU, so every query is embedded.
+            mark = time.perf_counter()
+            engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
+            engine.vectors()
+            open_s = time.perf_counter() - mark
+            try:
+                for n in range(10):  # warm up
+                    engine.search(questions[n])
+                scenarios = [
+                    ("hybrid", True, False),
+                    ("hybrid+filter", True, True),
+                    ("keyword", False, False),
+                    ("keyword+filter", False, True),
+                ]
+                for s_index, (name, semantic, with_filter) in enumerate(scenarios):
+                    qs = [questions[(i + s_index * 97) % len(questions)] for i in range(args.queries)]
+                    stats = run_scenario(engine, qs, semantic, with_filter)
+                    row = {"memories": size, "scenario": name, **stats}
+                    figures.append(row)
+                    rows.append(
+                        [
+                            size,
+                            name,
+                            stats["p50"],
+                            stats["p95"],
+                            stats.get("embed_p50", 0.0),
+                            stats.get("vector_p50", 0.0),
+                            stats.get("keyword_p50", 0.0),
+                        ]
+                    )
+                print(
+                    f"{size} memories: built in {build_s:.0f}s, reopened in {open_s:.2f}s, "
+                    f"RSS {rss_mb():.0f} MB, data dir {dir_mb(data):.0f} MB",
+                    flush=True,
+                )
+            finally:
+                engine.close()
+    print(
+        table(
+            ["memories", "scenario", "p50 ms", "p95 ms", "embed p50", "vector p50", "keyword p50"],
+            rows,
+        )
+    )
+    if args.json:
+        print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
