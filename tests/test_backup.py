@@ -92,7 +92,9 @@ def wipe(settings: Settings) -> None:
     shutil.rmtree(settings.data_dir, ignore_errors=True)
 
 
-def test_backup_wipe_restore_round_trip(settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+def test_backup_wipe_restore_round_trip(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
     backups = tmp_path / "backups"
     with Engine(settings, clock=clock) as engine:
         ids = fill(engine)
@@ -126,7 +128,9 @@ def test_backup_wipe_restore_round_trip(settings: Settings, clock: FixedClock, t
         assert engine.add(Draft(content="after restore")).id > max(ids)
 
 
-def test_restore_refuses_non_empty_target(settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+def test_restore_refuses_non_empty_target(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
     with Engine(settings, clock=clock) as engine:
         fill(engine, 5)
         made = create_backup(engine, tmp_path / "b")
@@ -197,7 +201,10 @@ def test_corrupted_inputs_are_refused_and_touch_nothing(
             continue
         result = subprocess.run(
             [sys.executable, "-m", "ephemera_tui.cli", "restore", str(bad)],
-            env=env, capture_output=True, text=True, timeout=60,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 1, (name, result.stderr)
         lines = result.stderr.strip().splitlines()
@@ -214,7 +221,10 @@ def test_corrupted_inputs_are_refused_and_touch_nothing(
     # The intact set still restores through the CLI.
     ok = subprocess.run(
         [sys.executable, "-m", "ephemera_tui.cli", "restore", str(made.path)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert ok.returncode == 0, ok.stderr
     assert "restored 12 memories" in ok.stdout
@@ -270,7 +280,9 @@ def test_backup_while_vector_store_is_held_elsewhere(
     assert result.ok and result.restore.reembedded == 6
 
 
-def test_verify_restores_into_scratch(settings: Settings, clock: FixedClock, tmp_path: Path) -> None:
+def test_verify_restores_into_scratch(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
     with Engine(settings, clock=clock) as engine:
         fill(engine, 8)
         made = create_backup(engine, tmp_path / "b")

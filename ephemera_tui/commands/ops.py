@@ -12,7 +12,9 @@ from typing import Annotated, Any
 import typer
 
 KEEP_DAILY = typer.Option(
-    "--keep-daily", envvar="EPHEMERA_BACKUP_KEEP_DAILY", help="Keep the newest set of the last N days."
+    "--keep-daily",
+    envvar="EPHEMERA_BACKUP_KEEP_DAILY",
+    help="Keep the newest set of the last N days.",
 )
 KEEP_WEEKLY = typer.Option(
     "--keep-weekly", envvar="EPHEMERA_BACKUP_KEEP_WEEKLY", help="…and of the last N weeks."
@@ -47,7 +49,11 @@ def _health_lines(data: dict[str, Any]) -> list[str]:
     oldest = data["outbox_oldest_age_s"]
     lines = [
         f"pending vectors: {pending}"
-        + (f" (oldest {_age(oldest).removesuffix(' ago')} old)" if pending and oldest is not None else ""),
+        + (
+            f" (oldest {_age(oldest).removesuffix(' ago')} old)"
+            if pending and oldest is not None
+            else ""
+        ),
         f"mismatches: found {data['mismatches_found']}, repaired {data['mismatches_repaired']}",
         "last full check: "
         + _age((data["last_full_check"] or data["last_check"] or {}).get("age_s")),
@@ -108,7 +114,9 @@ def worker(
     ] = 1000,
     backup_dir: Annotated[
         Path | None,
-        typer.Option("--backup-dir", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."),
+        typer.Option(
+            "--backup-dir", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."
+        ),
     ] = None,
     backup_every: Annotated[
         float, typer.Option("--backup-every", help="Hours between scheduled backups.")
@@ -207,7 +215,11 @@ def backup(
         if as_json:
             typer.echo(
                 json.dumps(
-                    {"path": str(made.path), "manifest": manifest, "removed": [str(p) for p in removed]}
+                    {
+                        "path": str(made.path),
+                        "manifest": manifest,
+                        "removed": [str(p) for p in removed],
+                    }
                 )
             )
             return
@@ -243,7 +255,8 @@ def restore(
         else:
             typer.echo(
                 f"restored {report.memories} memories; vectors from snapshot "
-                f"{report.vectors_loaded}, re-embedded {report.reembedded}, removed {report.removed}"
+                f"{report.vectors_loaded}, re-embedded {report.reembedded}, "
+                f"removed {report.removed}"
             )
             for note in report.notes:
                 typer.echo(f"note: {note}", err=True)

@@ -53,7 +53,14 @@ MANIFEST = "manifest.json"
 SET_PREFIX = "ephemera-"
 TABLES = ("memory_fragments", "memory_tags", "vector_outbox")
 FRAGMENT_FIELDS = (
-    "id", "content", "created_at", "source", "importance", "confidence", "tags", "notes",
+    "id",
+    "content",
+    "created_at",
+    "source",
+    "importance",
+    "confidence",
+    "tags",
+    "notes",
     "associations",
 )
 JSON_FIELDS = ("tags", "associations")
@@ -185,7 +192,9 @@ def _dump_mysql(engine: Engine, target: Path) -> None:
     with engine.store.read() as base, target.open("w", encoding="utf-8") as out:
         conn = base.execution_options(isolation_level="REPEATABLE READ")
         conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        out.write(json.dumps({"format": FORMAT, "kind": "sql-jsonl", "tables": list(TABLES)}) + "\n")
+        out.write(
+            json.dumps({"format": FORMAT, "kind": "sql-jsonl", "tables": list(TABLES)}) + "\n"
+        )
         for name, tbl in zip(TABLES, (FRAGMENTS, TAGS, OUTBOX), strict=True):
             counts[name] = 0
             keys = list(tbl.primary_key.columns)
@@ -327,11 +336,20 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
 
             snap = client.create_snapshot(COLLECTION, wait=True)
             target = set_dir / "vectors.snapshot"
-            headers = {"api-key": engine.settings.qdrant_api_key} if engine.settings.qdrant_api_key else {}
-            with httpx.stream(
-                "GET", f"{url.rstrip('/')}/collections/{COLLECTION}/snapshots/{snap.name}",
-                headers=headers, timeout=600,
-            ) as response, target.open("wb") as out:
+            headers = (
+                {"api-key": engine.settings.qdrant_api_key}
+                if engine.settings.qdrant_api_key
+                else {}
+            )
+            with (
+                httpx.stream(
+                    "GET",
+                    f"{url.rstrip('/')}/collections/{COLLECTION}/snapshots/{snap.name}",
+                    headers=headers,
+                    timeout=600,
+                ) as response,
+                target.open("wb") as out,
+            ):
                 response.raise_for_status()
                 for chunk in response.iter_bytes():
                     out.write(chunk)
@@ -550,12 +568,14 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
             report.notes.append(f"vector snapshot not loaded ({exc}): re-embedding")
     synced = engine.sync()
     checked = engine.check(repair=True)
-    report.reembedded = synced.upserted + len(checked.missing) + len(checked.stale) + len(
-        checked.wrong_model
+    report.reembedded = (
+        synced.upserted + len(checked.missing) + len(checked.stale) + len(checked.wrong_model)
     )
     report.removed = synced.deleted + len(checked.orphaned)
     if checked.vector_status != "ok":
-        report.notes.append(f"vector store unavailable: {checked.vector_status}; run `ephemera sync`")
+        report.notes.append(
+            f"vector store unavailable: {checked.vector_status}; run `ephemera sync`"
+        )
     return report
 
 
@@ -620,7 +640,9 @@ def _points_from_shard(file: Path) -> Iterator[tuple[int, list[float], dict[str,
             shard.close()
 
 
-def _upsert_points(engine: Engine, points: Iterator[tuple[int, list[float], dict[str, Any]]]) -> int:
+def _upsert_points(
+    engine: Engine, points: Iterator[tuple[int, list[float], dict[str, Any]]]
+) -> int:
     import numpy as np
 
     from .vectors import VectorPoint
@@ -751,7 +773,8 @@ def apply_retention(root: Path, keep_daily: int = 7, keep_weekly: int = 4) -> li
     for created, path in sets:
         moment = datetime.fromtimestamp(created, UTC)
         day = moment.strftime("%Y-%m-%d")
-        week = "%d-W%02d" % moment.isocalendar()[:2]
+        year, week_no, _ = moment.isocalendar()
+        week = f"{year}-W{week_no:02d}"
         if day not in days:
             days.append(day)
             if len(days) <= keep_daily:

@@ -15,6 +15,7 @@ or call :meth:`Worker.run_once` from the app's own timer and show :func:`health`
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -263,7 +264,9 @@ def check_slice(engine: Engine, after_id: int, limit: int, repair: bool = True) 
         known = engine.store.existing_ids(orphan_candidates)
         still = vectors.payloads(orphan_candidates)
         report.orphaned = [
-            pid for pid in orphan_candidates if pid not in pending and pid not in known and pid in still
+            pid
+            for pid in orphan_candidates
+            if pid not in pending and pid not in known and pid in still
         ]
 
     if repair and report.problems:
@@ -281,7 +284,9 @@ def _pending_among(engine: Engine, ids: list[int]) -> set[int]:
             chunk = ids[start : start + 500]
             out.update(
                 int(r[0])
-                for r in conn.execute(select(OUTBOX.c.memory_id).where(OUTBOX.c.memory_id.in_(chunk)))
+                for r in conn.execute(
+                    select(OUTBOX.c.memory_id).where(OUTBOX.c.memory_id.in_(chunk))
+                )
             )
     return out
 
@@ -351,6 +356,13 @@ class Worker:
                     run.holder = holder[0] if holder else None
                     return run
                 run.ran = True
+                if self.engine.vectors() is None:
+                    # Another process holds the embedded store (or the server is down): let a
+                    # worker that can reach it take the lease, and try again next time.
+                    run.errors.append(f"vector store unavailable: {self.engine.vector_status}")
+                    run.pending = self.engine.store.pending_count()
+                    self.lease.release()
+                    return run
                 self._drain(run)
                 if self.lease.claim():
                     self._check(run)
@@ -359,8 +371,13 @@ class Worker:
                 run.pending = self.engine.store.pending_count()
                 self.engine.store.set_meta(
                     LAST_RUN_KEY,
-                    json.dumps({"at": int(run.started_at), "owner": self.lease.owner,
-                                "summary": run.summary()}),
+                    json.dumps(
+                        {
+                            "at": int(run.started_at),
+                            "owner": self.lease.owner,
+                            "summary": run.summary(),
+                        }
+                    ),
                 )
             except EphemeraError as exc:
                 run.errors.append(str(exc))
@@ -383,10 +400,8 @@ class Worker:
                     self.on_run(run)
                 stop_event.wait(self.interval)
         finally:
-            try:
+            with contextlib.suppress(EphemeraError):
                 self.lease.release()
-            except EphemeraError:
-                pass
 
     # ------------------------------------------------------------------ steps
 
@@ -479,10 +494,8 @@ def health(engine: Engine) -> dict[str, Any]:
         worker = {"owner": lease[0], "active": lease[1] > now * 1000}
     raw_run = engine.store.get_meta(LAST_RUN_KEY)
     if raw_run:
-        try:
+        with contextlib.suppress(ValueError):
             worker = {**(worker or {}), "last_run": json.loads(raw_run)}
-        except ValueError:
-            pass
     backup = last_backup(engine)
     if backup is not None:
         backup = {**backup, "age_s": max(0.0, round(now - float(backup.get("at", 0)), 1))}
