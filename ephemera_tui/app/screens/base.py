@@ -21,6 +21,10 @@ class JournalScreen(Screen[None]):
     def on_mount(self) -> None:
         self.watch(self.app, "data_version", self._data_changed, init=False)
 
+    def on_screen_resume(self) -> None:
+        # A dialog just closed: the app's bindings (hidden while it was open) apply again.
+        self.app.refresh_bindings()
+
     def _data_changed(self, _version: int) -> None:
         self.reload()
 

@@ -63,6 +63,8 @@ class Page:
 class MemoryLines(ScrollView, can_focus=True):
     """Memories newest first, one per line, grouped by a label in the left gutter."""
 
+    HELP_TITLE = "In the list"
+
     DEFAULT_CSS = """
     MemoryLines { height: 1fr; }
     """

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 class MemoryList(OptionList):
     """An OptionList with vim movement; subclasses decide what each option shows."""
 
+    HELP_TITLE = "In the list"
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("j", "cursor_down", "Down", show=False, id="list.down"),
         Binding("k", "cursor_up", "Up", show=False, id="list.up"),
