@@ -295,7 +295,7 @@ class Importer:
         }
         if not wanted:
             return {}
-        stamps = sorted({k[1] for k in wanted})
+        stamps = sorted({k[1] for k in wanted if k[1] is not None})
         found: dict[str, int] = {}
         c = FRAGMENTS.c
         with self.store.read() as conn:
@@ -414,7 +414,9 @@ class Importer:
 def time_format(source: Source, fmap: FieldMap) -> str:
     """How the documents wrote their time (``s``, ``ms`` or ``iso``), to write it back alike."""
     name = fmap.fields.get("created_at")
-    for doc in source.documents if name else ():
+    if name is None:
+        return "s"
+    for doc in source.documents:
         value = doc.data.get(name)
         if isinstance(value, bool) or value is None:
             continue

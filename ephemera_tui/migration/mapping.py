@@ -103,9 +103,10 @@ def build_mapping(
         if target in fmap.fields:
             continue
         for candidate in GUESSES[target]:
-            name = exact.get(candidate)
-            if name is None or name in taken:
+            found = exact.get(candidate)
+            if found is None or found in taken:
                 continue
+            name = found
             if target == "content" and counts.get(name, 0) * 2 < len(sample):
                 continue
             if not _plausible(target, [d.get(name) for d in sample if d.get(name) is not None]):

@@ -418,8 +418,8 @@ def _read_export_file(file: Path, docs: list[SourceDoc], pages: list[_Page], bad
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = exc.object[: exc.start].count(b"\n") + 1
-        raise MigrationError(f"{file}:{line}: not UTF-8 text") from None
+        where = exc.object[: exc.start].count(b"\n") + 1
+        raise MigrationError(f"{file}:{where}: not UTF-8 text") from None
     except OSError as exc:
         raise MigrationError(f"{file}: cannot read: {exc.strerror or exc}") from None
     stripped = text.lstrip()
