@@ -48,7 +48,6 @@ def render_text(p: Patterns, width: int = 80, metrics: dict[str, Any] | None = N
     from ..engine.analytics import WEEKDAYS
 
     out: list[str] = []
-    bar_width = max(10, width - 34)
 
     def section(title: str) -> None:
         out.extend(["", title, "─" * min(width, len(title))])
@@ -56,6 +55,7 @@ def render_text(p: Patterns, width: int = 80, metrics: dict[str, Any] | None = N
     def bars(rows: list[tuple[str, int]], label_width: int = 14) -> None:
         peak = max((n for _, n in rows), default=0)
         total = sum(n for _, n in rows) or 1
+        bar_width = max(10, width - label_width - 17)
         for label, n in rows:
             out.append(
                 f"  {label[:label_width]:<{label_width}} {n:>7} {n / total:>4.0%} "
@@ -69,8 +69,8 @@ def render_text(p: Patterns, width: int = 80, metrics: dict[str, Any] | None = N
     first = local_time(p.first_at or 0, p.utc_offset)
     last = local_time(p.last_at or 0, p.utc_offset)
     out.append(
-        f"{p.total:,} memories from {first:%Y-%m-%d} to {last:%Y-%m-%d}; "
-        f"{p.active_days} active days ({p.per_active_day} a day when active)"
+        f"{p.total:,} memories from {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
+        f"on {p.active_days} days ({p.per_active_day} per active day)"
     )
     out.append(f"longest streak {p.longest_streak} days, current streak {p.current_streak} days")
     change = p.recent_count - p.previous_count
