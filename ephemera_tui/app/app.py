@@ -7,6 +7,7 @@ vector outbox and notices other processes' writes for the app's whole life.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -136,13 +137,19 @@ class EphemeraApp(App[None]):
 
     def on_unmount(self) -> None:
         if self.engine is not None:
-            self.engine.close()
+            with contextlib.suppress(Exception):
+                self.engine.close()
 
     # ------------------------------------------------------------------ background sync
 
     def _run_sync(self) -> None:
         """One run of the background loop; the next is armed only when this one has ended."""
-        engine_call(self, journal_state, self._synced, group="sync", title="Sync")
+        engine_call(self, journal_state, self._synced, group="sync", failed=self._sync_failed)
+
+    def _sync_failed(self, message: str) -> None:
+        if message != self._last_error:
+            self.notify(message, title="Background sync", severity="error", markup=False)
+        self._last_error = message
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "sync" and event.state in (

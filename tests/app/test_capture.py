@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pilot_helpers import NOW, open_engine, ready, settle
+from textual.widgets import Input, Static, TextArea
+
 from ephemera_tui.app.screens.capture import CaptureScreen
 from ephemera_tui.app.screens.confirm import ConfirmScreen
 from ephemera_tui.app.screens.search import SearchScreen
 from ephemera_tui.app.widgets.results import ResultList
-from pilot_helpers import NOW, open_engine, ready, settle
-from textual.widgets import Input, Static, TextArea
 
 
 async def test_capture_from_search_saves_and_shows_at_once(make_app, seeded, settings):
@@ -131,6 +132,7 @@ async def test_edit_updates_memory(make_app, seeded):
         hit = app.screen.query_one(ResultList).current_hit
         assert hit is not None and hit.memory.id == seeded[2]
         assert hit.memory.content == "Planted tomatoes, basil and chives"
+        assert hit.memory.created_at == int(NOW - 2.5 * 86400)  # seconds kept though not shown
 
 
 async def test_delete_asks_first(make_app, seeded):

@@ -8,17 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ephemera_tui.app import EphemeraApp
+from pilot_helpers import NOW, clock, open_engine, ready, settle
+from textual.command import CommandPalette
+from textual.widgets import Static
+
 from ephemera_tui.app.keys import screen_actions
 from ephemera_tui.app.screens.capture import CaptureScreen
 from ephemera_tui.app.screens.help import HelpScreen
 from ephemera_tui.app.screens.timeline import TimelineScreen
 from ephemera_tui.app.widgets.results import ResultList
 from ephemera_tui.app.widgets.status import StatusLine
-from ephemera_tui.engine import Draft, DatabaseError
-from pilot_helpers import NOW, clock, open_engine, ready, settle
-from textual.command import CommandPalette
-from textual.widgets import Static
+from ephemera_tui.engine import DatabaseError, Draft
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pilot_helpers import open_engine, ready, settle
+
 from ephemera_tui.app.screens.graph import GraphScreen
 from ephemera_tui.app.screens.picker import PickerScreen
-from pilot_helpers import open_engine, ready, settle
 
 
 async def open_graph(pilot, memory_id: int) -> GraphScreen:

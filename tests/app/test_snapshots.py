@@ -88,6 +88,14 @@ SCENES = {
 }
 
 
+@pytest.mark.parametrize("scene", ["graph", "timeline"])
+def test_screen_without_colour(scene, snap_compare, make_app, seeded, monkeypatch):
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app()
+    assert app.no_color
+    assert snap_compare(app, terminal_size=(80, 24), run_before=SCENES[scene])
+
+
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("scene", list(SCENES))
 def test_screen(scene, size, snap_compare, make_app, seeded):

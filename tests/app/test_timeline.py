@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from pilot_helpers import ready, seed, settle
+
 from ephemera_tui.app.screens.picker import PickerScreen
 from ephemera_tui.app.screens.prompt import PromptScreen
 from ephemera_tui.app.screens.timeline import TimelineScreen
 from ephemera_tui.app.widgets.histogram import Histogram
 from ephemera_tui.app.widgets.lines import PAGE_SIZE, MemoryLines
 from ephemera_tui.app.widgets.results import ResultList
-from pilot_helpers import ready, seed, settle
 
 
 async def open_timeline(pilot) -> TimelineScreen:

@@ -29,8 +29,8 @@ from ..workers import engine_call, error_message
 from .confirm import ConfirmScreen
 
 if TYPE_CHECKING:
-    from ..app import EphemeraApp
     from ...engine import Draft, Engine, Memory
+    from ..app import EphemeraApp
 
 
 class CaptureScreen(ModalScreen["Memory | None"]):
@@ -143,9 +143,11 @@ class CaptureScreen(ModalScreen["Memory | None"]):
                 raise ValidationError(f"{field} must be a whole number from 0 to 255") from None
 
         when = self._value("when")
-        created_at = parse_timestamp(when, self.journal.clock(), "when") if when else None
-        if created_at is None and self.memory is not None:
-            created_at = self.memory.created_at
+        created_at: int | None = None
+        if self.memory is not None and when in ("", absolute_time(self.memory.created_at)):
+            created_at = self.memory.created_at  # untouched: keep the exact second
+        elif when:
+            created_at = parse_timestamp(when, self.journal.clock(), "when")
         tags = [t for t in self._value("tags").replace(",", " ").split() if t]
         return Draft(
             content=self.query_one("#content", TextArea).text,

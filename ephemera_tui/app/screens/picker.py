@@ -17,8 +17,8 @@ from ..widgets.results import ResultList
 from ..workers import engine_call
 
 if TYPE_CHECKING:
-    from ..app import EphemeraApp
     from ...engine import Engine, Hit, SearchResult
+    from ..app import EphemeraApp
 
 
 class PickerScreen(ModalScreen["int | None"]):
