@@ -252,7 +252,13 @@ def make_sql_engine(url: str) -> Engine:
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise DatabaseError(
+                    f"database {describe_url(url)} unavailable: {exc.strerror or exc}: "
+                    f"{Path(parsed.database).parent}"
+                ) from None
         engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
@@ -303,9 +309,20 @@ def migrate(engine: Engine) -> None:
         if current == head:
             return
     with engine.connect().execution_options(ephemera_write=True) as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
-        conn.commit()
+        mysql = _is_mysql(engine)
+        if mysql:
+            # MySQL DDL is not transactional: two processes opening a fresh database at once
+            # would both create the tables. One migrates; the other waits, then finds it done.
+            conn.exec_driver_sql("SELECT GET_LOCK(CONCAT('ephemera_migrate:', DATABASE()), 120)")
+            conn.commit()
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+        finally:
+            if mysql:
+                conn.exec_driver_sql("SELECT RELEASE_LOCK(CONCAT('ephemera_migrate:', DATABASE()))")
+                conn.commit()
 
 
 class SqlStore:
@@ -430,14 +447,20 @@ class SqlStore:
                     )
                 return [_row_to_memory(_Row(r)) for r in rows]
             except DatabaseError as exc:
-                if "UNIQUE" not in str(exc).upper() and "DUPLICATE" not in str(exc).upper():
+                message = str(exc).upper()
+                if "DEADLOCK" in message or "LOCK WAIT TIMEOUT" in message:
+                    # InnoDB picked this transaction as a deadlock victim (concurrent writers
+                    # take gap locks on the outbox): it was rolled back whole; run it again.
+                    time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+                    continue
+                if "UNIQUE" not in message and "DUPLICATE" not in message:
                     raise
                 if any(i is not None for i in explicit):
                     raise
                 # Another process took these milliseconds: retry past the largest id stored.
                 with self.read() as conn:
                     floor = self._max_id(conn) + 1 + attempt
-        raise DatabaseError("could not allocate unique memory ids after 20 attempts")
+        raise DatabaseError("could not write the memories after 20 attempts (ids or locks in use)")
 
     def update(self, memory_id: int, draft: Draft) -> Memory:
         with self.write() as conn:
