@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -42,7 +43,7 @@ MODE_TITLES = {"search": "Search", "timeline": "Timeline", "graph": "Graph"}
 class EphemeraApp(App[None]):
     """A keyboard-driven journal of memory fragments."""
 
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "Ephemera"
     COMMANDS = App.COMMANDS | {JournalCommands}
     MODES: ClassVar[dict[str, type]] = {  # type: ignore[assignment]

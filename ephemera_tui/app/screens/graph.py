@@ -71,8 +71,10 @@ class GraphScreen(JournalScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.mode('search')", "Search", show=False, id="graph.back_to_search"),
-        Binding("enter,l", "follow", "Follow", id="graph.follow"),
-        Binding("backspace,h", "back", "Back", id="graph.back"),
+        Binding("enter", "follow", "Follow", id="graph.follow"),
+        Binding("l", "follow", "Follow", show=False, id="graph.follow_vim"),
+        Binding("backspace", "back", "Back", id="graph.back"),
+        Binding("h", "back", "Back", show=False, id="graph.back_vim"),
         Binding("a", "accept", "Accept", id="graph.accept"),
         Binding("plus", "link", "Link…", id="graph.link"),
         Binding("u", "unlink", "Unlink", id="graph.unlink"),

@@ -1,0 +1,321 @@
+"""Status: how the journal is doing, live. Latency per search stage and per write with a
+sparkline of the newest observations, the SQL pool, the embedding cache, memory, the outbox,
+vector index recall, errors, and when the last sync, check and backup ran.
+
+Figures come from every ephemera process (``metrics.db``), refreshed every two seconds.
+Every figure is labelled in words, so the screen reads the same without colour.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.widget import Widget
+from textual.widgets import Footer
+
+from ...engine.charts import sparkline
+from ..format import relative_time
+from ..widgets.status import StatusLine
+from ..workers import engine_call
+from .base import JournalScreen
+from .patterns import fit
+
+if TYPE_CHECKING:
+    from ...engine import Engine
+
+REFRESH_SECONDS = 2.0
+ROWS = (
+    ("search.total", "search total"),
+    ("search.parse", "· parse"),
+    ("search.keyword", "· keyword (SQL)"),
+    ("search.embed", "· embed query"),
+    ("search.vector", "· vector search"),
+    ("search.enrich", "· enrich (SQL)"),
+    ("write.add", "add"),
+    ("write.update", "update"),
+    ("write.delete", "delete"),
+    ("write.import", "import"),
+    ("write.sync", "vector sync"),
+    ("op.check", "cross-check"),
+    ("sql.query", "SQL statement"),
+)
+ALWAYS = {
+    "search.total",
+    "search.parse",
+    "search.keyword",
+    "search.embed",
+    "search.vector",
+    "search.enrich",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """What the status screen shows: :func:`ephemera_tui.engine.metrics.collect` plus the
+    upkeep stamps (last check, backup, worker run)."""
+
+    metrics: dict[str, Any]
+    stamps: dict[str, float | None] = field(default_factory=dict)
+    worker: str | None = None
+
+
+def load_status(engine: Engine) -> StatusData:
+    """Read every figure (runs in a worker thread)."""
+    from ...engine.metrics import collect
+
+    metrics = collect(engine, series=60)
+    stamps: dict[str, float | None] = {"sync": metrics.get("last_sync_at")}
+    worker: str | None = None
+    health: dict[str, Any] | None = None
+    with contextlib.suppress(Exception):
+        from ...engine.worker import health as worker_health
+
+        health = worker_health(engine)
+    if health is not None:
+        check = health.get("last_full_check") or health.get("last_check")
+        stamps["check"] = check.get("at") if check else None
+        backup = health.get("last_backup")
+        stamps["backup"] = backup.get("at") if backup else None
+        run = (health.get("worker") or {}).get("last_run")
+        if run:
+            stamps["worker"] = run.get("at")
+            worker = run.get("summary")
+    else:
+        raw = engine.store.get_meta("last_check")
+        stamps["check"] = float(raw) if raw else None
+    return StatusData(metrics, stamps, worker)
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1000:
+        return f"{value / 1000:.2f}s"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def fmt_bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    size = float(value)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+class LatencyPanel(Widget):
+    """p50/p95/p99 per stage and per write, with a sparkline of the newest observations."""
+
+    DEFAULT_CSS = """
+    LatencyPanel { height: auto; border: round $border-blurred; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.metrics: dict[str, Any] | None = None
+        self.border_title = "Latency, ms (all processes, newest 5000)"
+
+    def show(self, metrics: dict[str, Any]) -> None:
+        self.metrics = metrics
+        self.refresh(layout=True)
+
+    def _rows(self) -> list[tuple[str, str]]:
+        latency = (self.metrics or {}).get("latency_ms", {})
+        return [(key, label) for key, label in ROWS if key in ALWAYS or key in latency]
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        return len(self._rows()) + 1
+
+    def render(self) -> Text:
+        width = max(20, self.content_region.width)
+        latency = (self.metrics or {}).get("latency_ms", {})
+        series = (self.metrics or {}).get("series_ms", {})
+        label_w = 16
+        spark_w = max(0, width - label_w - 4 * 8 - 2)
+        head = Text(f"{'':<{label_w}}{'p50':>8}{'p95':>8}{'p99':>8}{'count':>8}", style="bold")
+        if spark_w >= 4:
+            head.append(f"  {'recent':<{spark_w}}"[: spark_w + 2], style="bold")
+        lines = [head]
+        for key, label in self._rows():
+            s = latency.get(key)
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(f"{label:<{label_w}}", style="bold" if key == "search.total" else "")
+            if s is None:
+                line.append(f"{'-':>8}{'-':>8}{'-':>8}{0:>8}", style="dim")
+            else:
+                line.append(f"{fmt_ms(s['p50']):>8}{fmt_ms(s['p95']):>8}{fmt_ms(s['p99']):>8}")
+                line.append(f"{s['count']:>8}")
+                values = series.get(key, [])[-spark_w:] if spark_w >= 4 else []
+                if values:
+                    line.append("  " + sparkline([float(v) for v in values]))
+            lines.append(line)
+        return fit(lines, width)
+
+
+class HealthPanel(Widget):
+    """Pool, cache, memory, outbox, index, errors and the upkeep stamps, one fact a line."""
+
+    DEFAULT_CSS = """
+    HealthPanel { height: auto; border: round $border-blurred; padding: 0 1; }
+    """
+
+    def __init__(self, now: Callable[[], float], *, id: str | None = None) -> None:  # noqa: A002
+        super().__init__(id=id)
+        self.now = now
+        self.data: StatusData | None = None
+        self.border_title = "Health"
+
+    def show(self, data: StatusData) -> None:
+        self.data = data
+        self.refresh(layout=True)
+
+    def _lines(self) -> list[Text]:
+        if self.data is None:
+            return [Text("reading the figures…", style="dim")]
+        m = self.data.metrics
+        now = self.now()
+
+        def ago(ts: float | None) -> str:
+            return "never" if ts is None else relative_time(ts, now)
+
+        def row(label: str, value: str, warn: bool = False) -> Text:
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(f"{label:<14}", style="bold")
+            line.append(value, style="bold reverse" if warn else "")
+            return line
+
+        pool = m.get("pool", {})
+        cache = m.get("embedding_cache", {})
+        rate = cache.get("hit_rate")
+        outbox = m.get("outbox", {})
+        index = m.get("index", {})
+        errors = m.get("errors", {})
+        others = m.get("processes", [])
+        memory = fmt_bytes(m.get("process", {}).get("rss_bytes")) + " this process"
+        if others:
+            total = sum(p.get("process.rss_bytes", 0) for p in others)
+            memory += f" · {len(others)} other {'process' if len(others) == 1 else 'processes'}"
+            memory += f" {fmt_bytes(total)}"
+        lag = outbox.get("lag_s")
+        recall = index.get("recall_at_10")
+        recall_text = (
+            "not measured yet (m: measure now)"
+            if recall is None
+            else f"{recall:.3f} over {index.get('sample')} queries, "
+            f"{ago(index.get('measured_at'))} (m: again)"
+        )
+        error_text = ", ".join(f"{op} {n}" for op, n in sorted(errors.items())) or "none"
+        stamps = self.data.stamps
+        lines = [
+            row(
+                "SQL pool",
+                f"{pool.get('checked_out', '-')} of {pool.get('size', '-')} checked out, "
+                f"overflow {pool.get('overflow', '-')}",
+            ),
+            row(
+                "Embed cache",
+                f"{cache.get('hits', 0)} hits, {cache.get('misses', 0)} misses"
+                + ("" if rate is None else f" ({rate:.0%} hit rate)"),
+            ),
+            row("Memory", memory),
+            row(
+                "Outbox",
+                f"{outbox.get('size', 0)} waiting"
+                + ("" if lag is None else f", oldest {lag:.0f}s"),
+                warn=bool(outbox.get("size")) and (lag or 0) > 60,
+            ),
+            row("Index", f"recall@10 {recall_text}", warn=recall is not None and recall < 0.9),
+            row("Errors", error_text, warn=bool(errors)),
+            row(
+                "Last",
+                f"sync {ago(stamps.get('sync'))} · check {ago(stamps.get('check'))} · "
+                f"backup {ago(stamps.get('backup'))}",
+            ),
+        ]
+        if self.data.worker:
+            lines.append(row("Worker", f"{ago(stamps.get('worker'))}: {self.data.worker}"))
+        return lines
+
+    def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
+        return len(self._lines())
+
+    def render(self) -> Text:
+        return fit(self._lines(), max(10, self.content_region.width))
+
+
+class StatusScreen(JournalScreen):
+    """Live figures; ``r`` refreshes now, ``m`` measures vector index recall."""
+
+    HELP_TITLE = "Status"
+    DEFAULT_CSS = """
+    StatusScreen #status-body { height: 1fr; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "app.mode('search')", "Search", show=False, id="status.back"),
+        Binding("r", "refresh_now", "Refresh", id="status.refresh"),
+        Binding("m", "measure", "Measure recall", id="status.measure"),
+    ]
+
+    def __init__(
+        self,
+        loader: Callable[[Engine], StatusData] | None = None,
+        interval: float = REFRESH_SECONDS,
+    ) -> None:
+        super().__init__()
+        self.loader = loader or load_status
+        self.interval = interval
+        self.data: StatusData | None = None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="status-body"):
+            yield LatencyPanel(id="status-latency")
+            yield HealthPanel(self.now, id="status-health")
+        yield StatusLine("Status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#status-body").focus()
+        self.reload()
+        if self.interval > 0:
+            self.set_interval(self.interval, self.reload)
+
+    def reload(self) -> None:
+        engine_call(self, self.loader, self._loaded, group="status", title="Status")
+
+    def _loaded(self, data: StatusData) -> None:
+        self.data = data
+        self.query_one(LatencyPanel).show(data.metrics)
+        self.query_one(HealthPanel).show(data)
+
+    def action_refresh_now(self) -> None:
+        """Read the figures again now."""
+        self.reload()
+
+    def action_measure(self) -> None:
+        """Measure recall@10 of the vector index against exact search (a few hundred searches)."""
+        from ...engine.metrics import measure_index_quality
+
+        def job(engine: Engine) -> Any:
+            return measure_index_quality(engine)
+
+        def done(result: Any) -> None:
+            if result is None:
+                self.notify("the vector store is not available here", title="Index recall")
+            self.reload()
+
+        self.notify("measuring recall@10…", title="Index recall", timeout=2)
+        engine_call(self, job, done, group="status-measure", title="Index recall")
