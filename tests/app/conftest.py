@@ -28,7 +28,12 @@ from ephemera_tui.engine import Settings  # noqa: E402
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Settings pointing at a fresh temporary data directory, with the fake embedder."""
-    return Settings(data_dir=tmp_path / "data", embedding_model="fake-hash-384", sync_interval=0.2)
+    return Settings(
+        data_dir=tmp_path / "data",
+        embedding_model="fake-hash-384",
+        sync_interval=0.2,
+        fusion="rrf",  # pinned: the "why this hit" snapshots show the fused score
+    )
 
 
 @pytest.fixture(scope="session")

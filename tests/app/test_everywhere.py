@@ -45,17 +45,17 @@ async def test_help_is_generated_from_bindings(make_app, seeded):
 
 
 async def test_keymap_from_settings(make_app, seeded, settings):
-    remapped = dataclasses.replace(settings, keys={"app.capture": "f6", "search.why": "y"})
+    remapped = dataclasses.replace(settings, keys={"app.capture": "f12", "search.why": "y"})
     app = make_app(settings=remapped)
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        await pilot.press("f6")
+        await pilot.press("f12")
         await pilot.pause()
         assert isinstance(app.screen, CaptureScreen)
         await pilot.press("escape")
         await pilot.pause()
         actions = {a.description: a.keys for a in screen_actions(app.screen, app.user_keymap)}
-        assert actions["New"] == ("f6",)
+        assert actions["New"] == ("f12",)
         assert actions["Why"] == ("y",)
 
 
