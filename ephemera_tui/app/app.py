@@ -29,7 +29,9 @@ from .screens.capture import CaptureScreen
 from .screens.confirm import ConfirmScreen
 from .screens.graph import GraphScreen
 from .screens.help import HelpScreen
+from .screens.patterns import PatternsScreen
 from .screens.search import SearchScreen
+from .screens.status import StatusScreen
 from .screens.timeline import TimelineScreen
 from .workers import engine_call, error_message
 
@@ -37,7 +39,13 @@ if TYPE_CHECKING:
     from ..engine import Engine, Memory, Settings
 
 EngineFactory = Callable[["Settings"], "Engine"]
-MODE_TITLES = {"search": "Search", "timeline": "Timeline", "graph": "Graph"}
+MODE_TITLES = {
+    "search": "Search",
+    "timeline": "Timeline",
+    "graph": "Graph",
+    "status": "Status",
+    "patterns": "Patterns",
+}
 
 
 class EphemeraApp(App[None]):
@@ -50,6 +58,8 @@ class EphemeraApp(App[None]):
         "search": SearchScreen,
         "timeline": TimelineScreen,
         "graph": GraphScreen,
+        "status": StatusScreen,
+        "patterns": PatternsScreen,
     }
     DEFAULT_MODE = "search"
 
@@ -59,6 +69,8 @@ class EphemeraApp(App[None]):
         Binding("f2", "mode('search')", "Search", show=False, id="app.search"),
         Binding("f3", "mode('timeline')", "Timeline", id="app.timeline"),
         Binding("f4", "mode('graph')", "Graph", id="app.graph"),
+        Binding("f5", "mode('status')", "Status", show=False, id="app.status"),
+        Binding("f6", "mode('patterns')", "Patterns", show=False, id="app.patterns"),
         Binding("q", "quit", "Quit", show=False, id="app.quit"),
         Binding("f9", "change_theme", "Theme", show=False, id="app.theme"),
     ]

@@ -48,3 +48,13 @@ async def test_patterns_of_an_empty_journal(make_app) -> None:  # type: ignore[n
         assert screen.data is not None and screen.data.total == 0
         summary = screen.panel("summary").draw(60)
         assert summary[0].plain == "No memories yet."
+
+
+async def test_f6_opens_patterns(make_app, seeded) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("f6")
+        await settle(pilot)
+        assert isinstance(app.screen, PatternsScreen)
+        assert app.screen.data is not None and app.screen.data.total == 12

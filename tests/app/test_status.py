@@ -97,3 +97,15 @@ async def test_measure_recall_from_the_status_screen(make_app, seeded) -> None: 
             await settle(pilot)
         assert screen.data is not None
         assert screen.data.metrics["index"]["recall_at_10"] == 1.0
+
+
+async def test_f5_opens_status_and_escape_returns(make_app, seeded) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("f5")
+        await settle(pilot)
+        assert isinstance(app.screen, StatusScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.current_mode == "search"

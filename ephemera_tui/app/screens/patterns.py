@@ -17,7 +17,6 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from ...engine.charts import bar, bucket_label, filled, local_time
 from ..widgets.status import StatusLine
 from ..workers import engine_call
 from .base import JournalScreen
@@ -30,6 +29,14 @@ UNITS = ("day", "week", "month")
 PERIODS = (7, 30, 90, 365)
 LEVELS = " ▁▂▃▄▅▆▇█"
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def charts() -> Any:
+    """The chart helpers (imported on first draw: the engine package is heavy to import, and
+    by the time there is something to draw it is loaded)."""
+    from ...engine import charts as module
+
+    return module
 
 
 class ChartPanel(Widget):
@@ -79,7 +86,7 @@ def bar_lines(rows: list[tuple[str, int]], label_width: int) -> Callable[[int], 
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"{label[:label_width]:<{label_width}} ")
             line.append(f"{n:>{count_w}} ", style="dim")
-            line.append(bar(n, peak, bar_w), style="bold")
+            line.append(charts().bar(n, peak, bar_w), style="bold")
             out.append(line)
         return out
 
@@ -168,7 +175,7 @@ class PatternsScreen(JournalScreen):
             return
         self.panel("summary").show(self._summary(p), 2)
         unit = self.unit
-        series = filled(p.activity[unit], unit, p.utc_offset)
+        series = charts().filled(p.activity[unit], unit, p.utc_offset)
         counts = [n for _, n in series]
 
         def activity(width: int) -> list[Text]:
@@ -178,8 +185,8 @@ class PatternsScreen(JournalScreen):
             start = series[len(series) - len(shown)][0]
             label = (
                 f"per {unit} · peak {max(shown)} · "
-                f"{bucket_label(start, unit, p.utc_offset)} … "
-                f"{bucket_label(series[-1][0], unit, p.utc_offset)}"
+                f"{charts().bucket_label(start, unit, p.utc_offset)} … "
+                f"{charts().bucket_label(series[-1][0], unit, p.utc_offset)}"
             )
             return column_lines(shown, label)(width)
 
@@ -202,8 +209,8 @@ class PatternsScreen(JournalScreen):
         def draw(width: int) -> list[Text]:
             if not p.total:
                 return [Text("No memories yet."), Text("")]
-            first = local_time(p.first_at or 0, p.utc_offset)
-            last = local_time(p.last_at or 0, p.utc_offset)
+            first = charts().local_time(p.first_at or 0, p.utc_offset)
+            last = charts().local_time(p.last_at or 0, p.utc_offset)
             one = Text(no_wrap=True, overflow="ellipsis")
             one.append(f"{p.total:,} memories", style="bold")
             one.append(f" · {first:%Y-%m-%d} to {last:%Y-%m-%d} · {p.active_days} active days")

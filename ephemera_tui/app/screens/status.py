@@ -20,12 +20,11 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from ...engine.charts import sparkline
 from ..format import relative_time
 from ..widgets.status import StatusLine
 from ..workers import engine_call
 from .base import JournalScreen
-from .patterns import fit
+from .patterns import charts, fit
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -160,7 +159,7 @@ class LatencyPanel(Widget):
                 line.append(f"{s['count']:>8}")
                 values = series.get(key, [])[-spark_w:] if spark_w >= 4 else []
                 if values:
-                    line.append("  " + sparkline([float(v) for v in values]))
+                    line.append("  " + charts().sparkline([float(v) for v in values]))
             lines.append(line)
         return fit(lines, width)
 
