@@ -312,3 +312,46 @@ def test_metrics_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         engine.add(Draft(content="quiet"))
         engine.search("quiet")
     assert not (tmp_path / "d" / "metrics.db").exists()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_worker_samples_recall_and_serves_metrics(cli_env: dict[str, str]) -> None:
+    for text in ("Coffee by the river", "Garden plans", "Lisbon trip", "Sketching"):
+        assert run(cli_env, "add", text).returncode == 0
+    once = run(cli_env, "worker", "--once", "--no-backup")
+    assert once.returncode == 0, once.stderr
+    metrics = json.loads(run(cli_env, "stats", "--json").stdout)["metrics"]
+    assert metrics["index"]["recall_at_10"] == 1.0  # sampled by the worker's run
+    port = free_port()
+    worker = subprocess.Popen(
+        [*EPHEMERA, "worker", "--interval", "0.5", "--no-backup", "--metrics-port", str(port)],
+        env=cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        body = None
+        deadline = time.time() + 60
+        while time.time() < deadline and body is None:
+            try:
+                url = f"http://127.0.0.1:{port}/metrics"
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    body = resp.read().decode()
+            except OSError:
+                assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+                time.sleep(0.2)
+        assert body is not None
+        families = {f.name: f for f in text_string_to_metric_families(body)}
+        assert families["ephemera_index_recall_at_10"].samples[0].value == 1.0
+        assert families["ephemera_memories"].samples[0].value == 4
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -125,6 +125,15 @@ def worker(
     keep_daily: Annotated[int, KEEP_DAILY] = 7,
     keep_weekly: Annotated[int, KEEP_WEEKLY] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON line per run.")] = False,
+    metrics_port: Annotated[
+        int | None, typer.Option("--metrics-port", help="Serve Prometheus /metrics on this port.")
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option("--metrics-host", help="Address for /metrics (default localhost only).")
+    ] = "127.0.0.1",
+    recall_every: Annotated[
+        float, typer.Option("--recall-every", help="Hours between index recall@10 samples, 0: off.")
+    ] = 1.0,
 ) -> None:
     """Headless background worker for servers: drain the outbox, cross-check a slice, repair,
     take scheduled backups. Several may run against one database: they take turns."""
@@ -132,6 +141,7 @@ def worker(
     import threading
 
     engine_session = _cli().engine_session
+    from ..engine.metrics import sample_after_run, serve_metrics
     from ..engine.worker import Worker, WorkerRun
 
     def report(run: WorkerRun) -> None:
@@ -139,6 +149,8 @@ def worker(
             typer.echo(json.dumps(run.to_dict()))
         elif run.ran and (run.synced or run.found or run.backup or run.errors) or once:
             typer.echo(f"worker: {run.summary()}", err=True)
+        if run.ran and recall_every > 0:
+            sample_after_run(engine, recall_every * 3600, release=not engine.settings.qdrant_url)
 
     with engine_session() as engine:
         target = None if no_backup else (backup_dir or engine.settings.data_dir / "backups")
@@ -153,6 +165,9 @@ def worker(
             release_vectors=not engine.settings.qdrant_url,
             on_run=report,
         )
+        if metrics_port is not None:
+            serve_metrics(engine, metrics_port, metrics_host)
+            typer.echo(f"metrics on http://{metrics_host}:{metrics_port}/metrics", err=True)
         if once:
             run = runner.run_once()
             report(run)

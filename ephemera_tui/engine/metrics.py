@@ -693,6 +693,23 @@ def maybe_measure_index_quality(
     return measure_index_quality(engine, sample=sample)
 
 
+def sample_after_run(
+    engine: Engine, every_seconds: float = 3600.0, release: bool = False
+) -> IndexQuality | None:
+    """What the background worker calls after each run: measure recall@10 when due (never
+    raises), then close the embedded vector store again if ``release`` (other processes
+    take turns with it)."""
+    try:
+        return maybe_measure_index_quality(engine, every_seconds)
+    except Exception:  # noqa: BLE001 - a sampling failure must not stop the worker
+        engine.metrics.error("index_quality")
+        return None
+    finally:
+        if release:
+            with contextlib.suppress(Exception):
+                engine.release_vectors()
+
+
 # ---------------------------------------------------------------------------- the report
 
 
