@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -70,6 +71,34 @@ def _check_dim(actual: int, expected: int, where: str) -> None:
         )
 
 
+def _busy(path: Path) -> str:
+    return (
+        f"vector store {path} is open in another process (an open app or worker); "
+        "it will index new memories"
+    )
+
+
+def _lock_exclusively(lock_path: Path, shard: Path) -> int | None:
+    """Take a non-blocking exclusive lock; VectorStoreError if another process holds it."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: rely on the engine's own WAL lock
+        return None
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise VectorStoreError(_busy(shard)) from None
+    return fd
+
+
+def _unlock(fd: int | None) -> None:
+    if fd is not None:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
 class EdgeVectors:
     """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time."""
 
@@ -84,6 +113,9 @@ class EdgeVectors:
         self.hnsw_ef = hnsw_ef
         self._lock = threading.RLock()
         meta_path = path.parent / f"{path.name}.json"
+        # Held for the shard's lifetime: a second process must not even start to create or
+        # load the shard (two racing creators corrupt it; edge's own WAL lock comes too late).
+        self._lock_fd = _lock_exclusively(path.parent / f"{path.name}.lock", path)
         exists = (path / "wal").exists() or any(path.glob("segments/*")) if path.exists() else False
         try:
             if exists:
@@ -104,14 +136,13 @@ class EdgeVectors:
                         q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Keyword)
                     )
         except EmbeddingError:
+            _unlock(self._lock_fd)
             raise
         except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
+            _unlock(self._lock_fd)
             message = str(exc)
             if "WouldBlock" in message:
-                raise VectorStoreError(
-                    f"vector store {path} is open in another process (an open app or worker); "
-                    "it will index new memories"
-                ) from None
+                raise VectorStoreError(_busy(path)) from None
             raise VectorStoreError(f"cannot open vector store {path}: {message}") from None
 
     def _config(self) -> Any:
@@ -222,6 +253,8 @@ class EdgeVectors:
                 self._shard.flush()
             finally:
                 self._shard.close()
+                _unlock(self._lock_fd)
+                self._lock_fd = None
 
 
 class ClientVectors:
