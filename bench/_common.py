@@ -183,10 +183,9 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def describe_settings(engine: Engine) -> str:
     s = engine.settings
-    return (
-        f"model={s.embedding_model} fusion={s.fusion} semantic_weight={s.semantic_weight} "
-        f"rrf_k={s.rrf_k} candidates={s.search_candidates}"
-    )
+    names = ("fusion", "semantic_weight", "rrf_k", "search_candidates", "keyword_budget")
+    knobs = " ".join(f"{n}={getattr(s, n)}" for n in names if hasattr(s, n))
+    return f"model={s.embedding_model} {knobs}"
 
 
 class Stopwatch:

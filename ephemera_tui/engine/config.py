@@ -41,9 +41,10 @@ class Settings:
     embedding_model: str = "ephemera/all-MiniLM-L6-v2-int8"
     embedding_cache_size: int = 4096
     search_candidates: int = 100
-    semantic_weight: float = 0.5
-    fusion: str = "rrf"
+    semantic_weight: float = 0.45
+    fusion: str = "score"  # docs/search.md: min-max score fusion beat RRF on both dev sets
     rrf_k: int = 60
+    keyword_budget: int = 5000  # FTS5 postings scored per query before common words drop
     hnsw_ef: int = 128
     sync_interval: float = 1.0
     keys: dict[str, str] = field(default_factory=dict)  # UI key remapping: action id -> keys

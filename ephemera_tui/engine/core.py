@@ -468,7 +468,9 @@ class Engine:
         notices: list[str] = []
         terms = [t for t in parsed.terms if t not in STOPWORDS] or list(parsed.terms)
         mark = time.perf_counter()
-        keyword = self.store.keyword_search(terms, flt, candidates)
+        keyword = self.store.keyword_search(
+            terms, flt, candidates, budget=self.settings.keyword_budget
+        )
         timings["keyword"] = _ms(mark)
         semantic: list[tuple[int, float]] = []
         vectors = None if keyword_only else self.vectors()

@@ -685,7 +685,7 @@ class SqlStore:
         return out
 
     def keyword_search(
-        self, terms: Sequence[str], flt: SearchFilter, limit: int
+        self, terms: Sequence[str], flt: SearchFilter, limit: int, budget: int | None = None
     ) -> list[tuple[int, float]]:
         """Full-text search: FTS5 bm25 on SQLite, FULLTEXT relevance on MySQL; best first."""
         words = [t for t in terms if t]
@@ -695,11 +695,23 @@ class SqlStore:
         with self.read() as conn:
             if self.is_mysql:
                 return self._mysql_keyword(conn, words, conds, limit)
-            return self._sqlite_keyword(conn, words, conds, limit)
+            return self._sqlite_keyword(conn, words, conds, limit, budget)
 
     def _sqlite_keyword(
-        self, conn: Connection, words: list[str], conds: list[Any], limit: int
+        self,
+        conn: Connection,
+        words: list[str],
+        conds: list[Any],
+        limit: int,
+        budget: int | None = None,
     ) -> list[tuple[int, float]]:
+        # FTS5 scores every row that matches before it can sort, so the cost grows with the
+        # postings of the query's words. Past ``budget`` postings the commonest words (whose
+        # bm25 weight is small anyway) are left out; if even the rarest word is over budget,
+        # its newest matches are scored instead of all of them.
+        newest_only = False
+        if budget:
+            words, newest_only = _within_budget(words, _doc_freqs(conn, words), budget)
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
         fts = table("memory_fts", column("rowid"))
         rank: Any = literal_column("bm25(memory_fts)")
@@ -708,9 +720,16 @@ class SqlStore:
             query = query.select_from(fts.join(FRAGMENTS, FRAGMENTS.c.id == fts.c.rowid))
         else:
             query = query.select_from(fts)
-        query = query.where(text("memory_fts MATCH :match"), *conds).order_by(rank).limit(limit)
+        query = query.where(text("memory_fts MATCH :match"), *conds)
+        if newest_only:
+            query = query.order_by(fts.c.rowid.desc()).limit(limit)
+        else:
+            query = query.order_by(rank).limit(limit)
         rows = conn.execute(query, {"match": match}).all()
-        return [(int(r.id), -float(r.rank)) for r in rows]
+        ranked = [(int(r.id), -float(r.rank)) for r in rows]
+        if newest_only:
+            ranked.sort(key=lambda item: -item[1])
+        return ranked
 
     def _mysql_keyword(
         self, conn: Connection, words: list[str], conds: list[Any], limit: int
@@ -902,6 +921,49 @@ def _text_type() -> Any:
     from sqlalchemy import Text
 
     return Text()
+
+
+def _stem_candidates(word: str) -> list[str]:
+    """Forms the porter tokenizer may have stored ``word`` under, longest first (the word
+    itself, then shorter prefixes, and ``-y`` as ``-i``), for document-frequency look-ups."""
+    out = [word[:k] for k in range(len(word), max(2, len(word) - 4), -1)]
+    if word.endswith("y") and len(word) > 3:
+        out.insert(1, word[:-1] + "i")
+    return out
+
+
+def _doc_freqs(conn: Connection, words: Sequence[str]) -> dict[str, int]:
+    """How many memories hold each word (FTS5 vocabulary, ~1 ms); approximate for stems."""
+    conn.exec_driver_sql(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.memory_fts_vocab "
+        "USING fts5vocab(main, memory_fts, row)"
+    )
+    forms = {form: None for w in words for form in _stem_candidates(w)}
+    if not forms:
+        return {}
+    marks = ",".join("?" * len(forms))
+    found = dict(
+        conn.exec_driver_sql(
+            f"SELECT term, doc FROM temp.memory_fts_vocab WHERE term IN ({marks})",
+            tuple(forms),
+        ).all()
+    )
+    return {w: next((int(found[f]) for f in _stem_candidates(w) if f in found), 0) for w in words}
+
+
+def _within_budget(
+    words: list[str], freqs: dict[str, int], budget: int
+) -> tuple[list[str], bool]:
+    """The rarest words whose postings fit ``budget`` (at least one), and whether even that
+    one is over budget. Word order is kept."""
+    kept: set[str] = set()
+    total = 0
+    for word in sorted(dict.fromkeys(words), key=lambda w: freqs.get(w, 0)):
+        if kept and total + freqs.get(word, 0) > budget:
+            break
+        kept.add(word)
+        total += freqs.get(word, 0)
+    return [w for w in words if w in kept], total > budget
 
 
 def _escape_like(value: str) -> str:
