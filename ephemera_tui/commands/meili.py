@@ -29,10 +29,10 @@ migrate_app.add_typer(meili_app, name="meili")
 def register(app: typer.Typer) -> None:
     """Add ``migrate meili`` and let new engines dual write / route reads when configured."""
     app.add_typer(migrate_app, name="migrate")
-    from ..engine import core
+    from ..engine.extensions import ENGINE_EXTENSIONS
 
-    if _attach not in core.ENGINE_EXTENSIONS:
-        core.ENGINE_EXTENSIONS.append(_attach)
+    if _attach not in ENGINE_EXTENSIONS:
+        ENGINE_EXTENSIONS.append(_attach)
 
 
 def _attach(engine: Any) -> None:

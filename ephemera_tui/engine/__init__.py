@@ -1,21 +1,35 @@
 """The Ephemera engine: storage, embeddings, vectors and hybrid search. Never imports Textual.
 
-Heavy libraries (fastembed, qdrant-client) load on first use, so importing this is cheap.
+Names are resolved lazily (PEP 562): ``from ephemera_tui.engine import load_settings`` loads
+only the config module, so the app can paint its first screen before SQLAlchemy, fastembed
+and qdrant are imported.
 """
 
-from .config import Settings, load_settings
-from .core import Engine, ImportReport, SyncReport
-from .domain import CheckReport, Draft, Hit, Memory, SearchResult
-from .errors import (
-    ConfigError,
-    DatabaseError,
-    EmbeddingError,
-    EphemeraError,
-    NotFoundError,
-    ValidationError,
-    VectorStoreError,
-)
-from .filters import SearchFilter
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "Settings": "config",
+    "load_settings": "config",
+    "Engine": "core",
+    "ImportReport": "core",
+    "SyncReport": "core",
+    "CheckReport": "domain",
+    "Draft": "domain",
+    "Hit": "domain",
+    "Memory": "domain",
+    "SearchResult": "domain",
+    "ConfigError": "errors",
+    "DatabaseError": "errors",
+    "EmbeddingError": "errors",
+    "EphemeraError": "errors",
+    "NotFoundError": "errors",
+    "ValidationError": "errors",
+    "VectorStoreError": "errors",
+    "SearchFilter": "filters",
+}
 
 __all__ = [
     "CheckReport",
@@ -37,3 +51,28 @@ __all__ = [
     "VectorStoreError",
     "load_settings",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+if TYPE_CHECKING:
+    from .config import Settings, load_settings
+    from .core import Engine, ImportReport, SyncReport
+    from .domain import CheckReport, Draft, Hit, Memory, SearchResult
+    from .errors import (
+        ConfigError,
+        DatabaseError,
+        EmbeddingError,
+        EphemeraError,
+        NotFoundError,
+        ValidationError,
+        VectorStoreError,
+    )
+    from .filters import SearchFilter

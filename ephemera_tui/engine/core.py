@@ -14,6 +14,7 @@ from .config import Settings
 from .domain import CheckReport, Draft, Hit, Memory, SearchResult, content_hash
 from .embedder import CachedEmbedder, load_embedder
 from .errors import EmbeddingError, EphemeraError, NotFoundError, VectorStoreError
+from .extensions import ENGINE_EXTENSIONS
 from .filters import SearchFilter
 from .fusion import fuse
 from .metrics import instrumented, open_metrics
@@ -23,9 +24,6 @@ from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
 
 VECTOR_RETRY_SECONDS = 3.0
 
-# Called with every new Engine at the end of __init__; an extension may append to
-# ``engine.write_observers`` (the MeiliSearch migration's dual writer does).
-ENGINE_EXTENSIONS: list[Callable[[Engine], None]] = []
 
 
 @dataclass(slots=True)
