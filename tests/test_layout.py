@@ -20,3 +20,18 @@ def test_engine_never_imports_textual() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cli_and_settings_import_without_the_database_layer() -> None:
+    """`ephemera --help` and the app's first paint must not wait for SQLAlchemy (~0.5 s)."""
+    code = (
+        "import sys\n"
+        "import ephemera_tui.cli\n"
+        "from ephemera_tui.engine import load_settings\n"
+        "heavy = sorted(m for m in ('sqlalchemy', 'sqlmodel', 'fastembed', 'qdrant_client',\n"
+        "               'qdrant_edge', 'numpy', 'textual') if m in sys.modules)\n"
+        "print(heavy)\n"
+        "sys.exit(1 if heavy else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
