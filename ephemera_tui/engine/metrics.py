@@ -133,8 +133,7 @@ class MetricsRecorder:
         self._memory_samples: list[tuple[float, str, float]] = []
         self._memory_counts: dict[str, float] = {}
         if path is not None:
-            ref = weakref.ref(self)
-            atexit.register(lambda: (r := ref()) is not None and r.close())
+            atexit.register(_close_at_exit, weakref.ref(self))
 
     # ------------------------------------------------------------------ recording (hot path)
 
@@ -311,6 +310,12 @@ class MetricsRecorder:
         if self.path is None:
             return _read_memory(self, series)
         return read_metrics(self.path, series=series)
+
+
+def _close_at_exit(ref: weakref.ref[MetricsRecorder]) -> None:
+    recorder = ref()
+    if recorder is not None:
+        recorder.close()
 
 
 def _with_buckets(
