@@ -37,6 +37,7 @@ from .workers import engine_call, error_message
 
 if TYPE_CHECKING:
     from ..engine import Engine, Memory, Settings
+    from ..engine.worker import Worker as UpkeepWorker
 
 EngineFactory = Callable[["Settings"], "Engine"]
 MODE_TITLES = {
@@ -97,6 +98,7 @@ class EphemeraApp(App[None]):
         self.clock: Callable[[], float] = clock or time.time
         self._engine_factory = engine_factory
         self.engine: Engine | None = None
+        self.upkeep: UpkeepWorker | None = None  # drain, cross-check, scheduled backups
         self.blink = blink
         """Whether text cursors blink (off in snapshot tests)."""
         self.user_keymap: dict[str, str] = dict(settings.keys)
@@ -145,7 +147,15 @@ class EphemeraApp(App[None]):
         self.call_from_thread(self._run_sync)
 
     def _engine_opened(self, engine: Engine) -> None:
+        from ..engine.worker import Worker as Upkeep
+
         self.engine = engine
+        self.upkeep = Upkeep(
+            engine,
+            interval=self.settings.sync_interval,
+            backup_dir=self.settings.resolved_backup_dir,
+            backup_every=self.settings.backup_every_hours * 3600,
+        )
         self.data_changed()
 
     def on_unmount(self) -> None:
@@ -157,7 +167,10 @@ class EphemeraApp(App[None]):
 
     def _run_sync(self) -> None:
         """One run of the background loop; the next is armed only when this one has ended."""
-        engine_call(self, journal_state, self._synced, group="sync", failed=self._sync_failed)
+        def job(engine: Engine) -> JournalState:
+            return journal_state(engine, self.upkeep)
+
+        engine_call(self, job, self._synced, group="sync", failed=self._sync_failed)
 
     def _sync_failed(self, message: str) -> None:
         if message != self._last_error:
@@ -188,7 +201,7 @@ class EphemeraApp(App[None]):
         self._refresh_tags()
 
         def job(engine: Engine) -> JournalState:
-            return journal_state(engine, sync=False)
+            return journal_state(engine)
 
         engine_call(self, job, self._counted, group="count")
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..engine import Engine, Memory
+    from ..engine.worker import Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +31,13 @@ class JournalState:
         return (self.count, self.newest_id)
 
 
-def journal_state(engine: Engine, sync: bool = True) -> JournalState:
-    """Optionally drain the vector outbox, then count memories and pending vectors."""
+def journal_state(engine: Engine, upkeep: Worker | None = None) -> JournalState:
+    """Optionally run one upkeep pass (drain the outbox, cross-check a slice, back up when due),
+    then count memories and pending vectors."""
     error: str | None = None
-    if sync:
-        report = engine.sync()
-        error = report.error
+    if upkeep is not None:
+        run = upkeep.run_once()
+        error = "; ".join(run.errors) or None
     newest = engine.browse(limit=1)
     status = engine.vector_status
     return JournalState(

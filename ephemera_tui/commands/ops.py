@@ -153,7 +153,12 @@ def worker(
             sample_after_run(engine, recall_every * 3600, release=not engine.settings.qdrant_url)
 
     with engine_session() as engine:
-        target = None if no_backup else (backup_dir or engine.settings.data_dir / "backups")
+        settings = engine.settings
+        target = (
+            None
+            if no_backup
+            else (backup_dir or settings.backup_dir or settings.data_dir / "backups")
+        )
         runner = Worker(
             engine,
             interval=interval,

@@ -47,6 +47,8 @@ class Settings:
     keyword_budget: int = 5000  # FTS5 postings scored per query before common words drop
     hnsw_ef: int = 128
     sync_interval: float = 1.0
+    backup_dir: Path | None = None  # default: <data_dir>/backups
+    backup_every_hours: float = 24.0  # scheduled backups by the worker; 0 turns them off
     keys: dict[str, str] = field(default_factory=dict)  # UI key remapping: action id -> keys
     theme: str | None = None
 
@@ -61,6 +63,13 @@ class Settings:
         return self.data_dir / "vectors" / "ephemera_memory_vectors"
 
     @property
+    def resolved_backup_dir(self) -> Path | None:
+        """Where scheduled backups go, or None when they are turned off."""
+        if self.backup_every_hours <= 0:
+            return None
+        return self.backup_dir or self.data_dir / "backups"
+
+    @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "models"
 
@@ -72,8 +81,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     """Convert a raw value to the type of setting ``name``; raise a one-line ConfigError."""
     kind = _FIELDS[name].type
     try:
-        if name == "data_dir":
-            return Path(str(value)).expanduser()
+        if name in ("data_dir", "backup_dir"):
+            return None if value is None else Path(str(value)).expanduser()
         if name == "keys":
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise ValueError('expected a table of action = "keys"')

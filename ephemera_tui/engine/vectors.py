@@ -112,6 +112,7 @@ class EdgeVectors:
         self.dim = dim
         self.hnsw_ef = hnsw_ef
         self._lock = threading.RLock()
+        self._closed = False
         meta_path = path.parent / f"{path.name}.json"
         # Held for the shard's lifetime: a second process must not even start to create or
         # load the shard (two racing creators corrupt it; edge's own WAL lock comes too late).
@@ -200,12 +201,12 @@ class EdgeVectors:
             _check_dim(len(point.vector), self.dim, str(self.path))
         batch = [q.Point(p.id, p.vector.astype(np.float32).tolist(), p.payload) for p in points]
         with self._lock:
-            self._shard.update(q.UpdateOperation.upsert_points(batch))
+            self._call("upsert", "update", q.UpdateOperation.upsert_points(batch))
 
     def delete(self, ids: Sequence[int]) -> None:
         if ids:
             with self._lock:
-                self._shard.update(self._q.UpdateOperation.delete_points(list(ids)))
+                self._call("delete", "update", self._q.UpdateOperation.delete_points(list(ids)))
 
     def search(
         self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
@@ -218,43 +219,60 @@ class EdgeVectors:
             with_payload=False,
             params=q.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
         )
-        return [(int(p.id), float(p.score)) for p in self._shard.query(request)]
+        return [(int(p.id), float(p.score)) for p in self._call("search", "query", request)]
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ids:
             return {}
-        records = self._shard.retrieve(list(ids), True, False)
+        records = self._call("retrieve", "retrieve", list(ids), True, False)
         return {int(r.id): dict(r.payload or {}) for r in records}
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         if not ids:
             return {}
-        records = self._shard.retrieve(list(ids), False, True)
+        records = self._call("retrieve", "retrieve", list(ids), False, True)
         return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         q = self._q
         start = after_id + 1 if after_id >= 0 else None
-        records, _next = self._shard.scroll(
-            q.ScrollRequest(offset=start, limit=limit, with_payload=True, with_vector=False)
+        records, _next = self._call(
+            "scroll",
+            "scroll",
+            q.ScrollRequest(offset=start, limit=limit, with_payload=True, with_vector=False),
         )
         return [(int(r.id), dict(r.payload or {})) for r in records]
 
     def count(self) -> int:
-        return int(self._shard.count(self._q.CountRequest(exact=True)))
+        return int(self._call("count", "count", self._q.CountRequest(exact=True)))
 
     def flush(self) -> None:
-        with self._lock:
-            self._shard.flush()
+        self._call("flush", "flush")
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             try:
                 self._shard.flush()
             finally:
                 self._shard.close()
                 _unlock(self._lock_fd)
                 self._lock_fd = None
+
+    def _call(self, action: str, method: str, *args: Any) -> Any:
+        """Run one shard call under the lock; a closed shard or an engine failure becomes a
+        VectorStoreError (another thread may have closed it to take a snapshot)."""
+        with self._lock:
+            if self._closed:
+                raise VectorStoreError(f"vector store {self.path} is closed (snapshot or shutdown)")
+            try:
+                return getattr(self._shard, method)(*args)
+            except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
+                raise VectorStoreError(
+                    f"vector store {self.path}: {action} failed: {exc}"
+                ) from None
 
 
 class ClientVectors:

@@ -32,6 +32,7 @@ def settings(tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         embedding_model="fake-hash-384",
         sync_interval=0.2,
+        backup_every_hours=0,  # no scheduled backups in UI tests
         fusion="rrf",  # pinned: the "why this hit" snapshots show the fused score
     )
 
