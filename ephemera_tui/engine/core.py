@@ -16,7 +16,7 @@ from .embedder import CachedEmbedder, load_embedder
 from .errors import EmbeddingError, EphemeraError, NotFoundError, VectorStoreError
 from .extensions import ENGINE_EXTENSIONS
 from .filters import SearchFilter
-from .fusion import fuse
+from .fusion import fuse, in_background
 from .metrics import instrumented, open_metrics
 from .query import ParsedQuery, parse_query
 from .store import STOPWORDS, OutboxItem, SqlStore, describe_url
@@ -465,13 +465,19 @@ class Engine:
         candidates = max(self.settings.search_candidates, limit * 3)
         notices: list[str] = []
         terms = [t for t in parsed.terms if t not in STOPWORDS] or list(parsed.terms)
-        mark = time.perf_counter()
-        keyword = self.store.keyword_search(
-            terms, flt, candidates, budget=self.settings.keyword_budget
-        )
-        timings["keyword"] = _ms(mark)
+        def keyword_side() -> list[tuple[int, float]]:
+            keyword_started = time.perf_counter()
+            found = self.store.keyword_search(
+                terms, flt, candidates, budget=self.settings.keyword_budget
+            )
+            timings["keyword"] = _ms(keyword_started)
+            return found
+
         semantic: list[tuple[int, float]] = []
         vectors = None if keyword_only else self.vectors()
+        # With a vector side, the keyword side runs meanwhile on a worker thread.
+        keyword_future = in_background(keyword_side) if vectors is not None else None
+        keyword = keyword_side() if keyword_future is None else []
         if vectors is not None:
             try:
                 mark = time.perf_counter()
@@ -480,7 +486,9 @@ class Engine:
                 mark = time.perf_counter()
                 semantic = vectors.search(query_vector, candidates, flt.payload_part)
                 timings["vector"] = _ms(mark)
-                if semantic:
+                # The payload filter is exact once the outbox is drained; phrases, and payloads
+                # of memories still waiting there, are checked in SQL.
+                if semantic and (flt.phrases or self.store.pending_count()):
                     allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
                     semantic = [(pid, s) for pid, s in semantic if pid in allowed]
             except (VectorStoreError, EmbeddingError) as exc:
@@ -488,6 +496,8 @@ class Engine:
                 notices.append(f"keyword results only: {exc}")
         elif not keyword_only:
             notices.append(f"keyword results only: {self.vector_status}")
+        if keyword_future is not None:
+            keyword = keyword_future.result()
         pending = self.store.pending_count()
         if pending and vectors is not None:
             notices.append(f"{pending} memories not yet searchable by meaning")

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def in_background(func: Callable[[], T]) -> Future[T]:
+    """Run one side of a search on a small shared thread pool (SQLite, ONNX Runtime and
+    qdrant-edge all release the GIL, so the two sides overlap on a multi-core machine)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ephemera-search")
+    return _pool.submit(func)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,6 +185,14 @@ STOPWORDS = frozenset(
         "i'm",
         "it's",
         "don't",
+        # what is left of contractions and possessives once words are split on \w+
+        "s",
+        "t",
+        "m",
+        "d",
+        "ll",
+        "re",
+        "ve",
     ]
 )
 
@@ -925,8 +933,9 @@ def _text_type() -> Any:
 
 def _stem_candidates(word: str) -> list[str]:
     """Forms the porter tokenizer may have stored ``word`` under, longest first (the word
-    itself, then shorter prefixes, and ``-y`` as ``-i``), for document-frequency look-ups."""
-    out = [word[:k] for k in range(len(word), max(2, len(word) - 4), -1)]
+    itself, then its prefixes down to two letters, and ``-y`` as ``-i``), for document-frequency
+    look-ups: the longest one stored is taken (``going`` -> ``go``, ``cells`` -> ``cell``)."""
+    out = [word] + [word[:k] for k in range(len(word) - 1, 1, -1)]
     if word.endswith("y") and len(word) > 3:
         out.insert(1, word[:-1] + "i")
     return out

@@ -1,0 +1,93 @@
+"""The large-corpus run: build N memories (default 1,000,000) in the embedded default and report
+build time, RSS, disk use, reopen time and search latency (hybrid, filtered, keyword-only).
+
+The corpus is built as in ``bench/latency.py`` (real LoCoMo turns recombined, their real
+embeddings perturbed, inserted through the engine's store and vector store; queries embedded
+by the real model at search time). ``--keep DIR`` builds into DIR and leaves it there, and a
+later run with the same ``--keep DIR`` skips the build and only measures.
+
+    /work/venv/bin/python bench/scale_1m.py [--count 1000000] [--keep /tmp/ephemera-1m]
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, base_parser, cached_embedder, make_engine, settings_overrides, table
+from latency import build_corpus, dir_mb, rss_mb, run_scenario
+from quality_locomo import load_conversation
+
+from ephemera_tui.engine.embedder import CachedEmbedder
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000, help="memories to build")
+    parser.add_argument("--queries", type=int, default=100, help="queries per scenario")
+    parser.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this dir")
+    args = parser.parse_args()
+    convs = [load_conversation(f) for f in sorted((args.data / "locomo-dev").glob("conv-*.json"))]
+    turns = [d.content for _, ts, _ in convs for _, d in ts]
+    questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
+    doc_embedder, cache = cached_embedder(args.no_cache)
+    turn_vectors = doc_embedder.embed(turns)
+    cache.save()
+    model = doc_embedder.inner.inner
+    overrides = settings_overrides(args.set)
+    data = args.keep or Path(tempfile.mkdtemp(prefix="ephemera-bench-1m-"))
+    facts: dict[str, object] = {"memories": args.count}
+    try:
+        if not (data / "ephemera.db").exists():
+            engine = make_engine(data, overrides, doc_embedder)
+            build_s = build_corpus(engine, turns, turn_vectors, args.count)
+            facts["build_s"] = round(build_s, 1)
+            facts["build_rate_per_s"] = round(args.count / build_s)
+            facts["rss_after_build_mb"] = round(rss_mb())
+            engine.close()
+        facts["disk_mb"] = round(dir_mb(data))
+        mark = time.perf_counter()
+        engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
+        engine.vectors()
+        facts["reopen_s"] = round(time.perf_counter() - mark, 2)
+        facts["count"] = engine.count()
+        rows = []
+        try:
+            for n in range(5):
+                engine.search(questions[n])
+            for s_index, (name, semantic, with_filter) in enumerate(
+                [("hybrid", True, False), ("hybrid+filter", True, True), ("keyword", False, False)]
+            ):
+                qs = [questions[(i + s_index * 97) % len(questions)] for i in range(args.queries)]
+                stats = run_scenario(engine, qs, semantic, with_filter)
+                rows.append([name, stats["p50"], stats["p95"], stats.get("vector_p50", 0.0),
+                             stats.get("keyword_p50", 0.0)])
+            facts["rss_after_search_mb"] = round(rss_mb())
+        finally:
+            engine.close()
+        # What a user sees: a fresh process answering `ephemera stats` on this data dir.
+        mark = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "ephemera_tui.cli", "--data-dir", str(data), "stats", "--json"],
+            cwd=REPO, capture_output=True, text=True,
+        )
+        facts["cli_stats_s"] = round(time.perf_counter() - mark, 2)
+        if done.returncode != 0:
+            facts["cli_stats_error"] = done.stderr.strip()[-300:]
+    finally:
+        if args.keep is None:
+            shutil.rmtree(data, ignore_errors=True)
+    print(" ".join(f"{k}={v}" for k, v in facts.items()))
+    print(table(["scenario", "p50 ms", "p95 ms", "vector p50", "keyword p50"], rows))
+    if args.json:
+        print(json.dumps(facts))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
