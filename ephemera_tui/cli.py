@@ -484,13 +484,31 @@ def stats(
 
 
 @app.command()
-def reembed() -> None:
-    """Re-embed every memory with the configured model (after changing embedding_model)."""
+def reembed(
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Memories per batch.")] = 256,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-embed every memory with the configured model into a new collection, then switch.
+
+    The old collection keeps serving meanwhile; an interrupted run resumes where it stopped.
+    """
     with engine_session() as engine:
-        report = engine.reembed()
-        typer.echo(f"re-embedded {report.upserted}, pending {report.remaining}")
-        if report.error:
-            fail(report.error)
+        report = engine.reembed(
+            (lambda n: typer.echo(f"  +{n}", err=True)) if not as_json else None,
+            batch_size=batch_size,
+        )
+        if as_json:
+            typer.echo(json.dumps(report.to_dict()))
+            return
+        resumed = "" if report.resumed_from is None else f" (resumed after {report.resumed_from})"
+        typer.echo(f"re-embedded {report.embedded} into {report.collection}{resumed}")
+        if report.switched:
+            typer.echo(
+                f"switched from {report.previous} to {report.collection}: caught up "
+                f"{report.caught_up}, removed {report.removed}"
+            )
+        for note in report.notes:
+            typer.echo(note)
 
 
 @app.command()

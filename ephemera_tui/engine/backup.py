@@ -261,7 +261,7 @@ def _dump_summary(set_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, in
 
 def _snapshot_edge(engine: Engine, set_dir: Path) -> dict[str, Any]:
     """Flush and close the shard, copy its directory, reopen it, then pack the copy."""
-    shard = engine.settings.vectors_path
+    shard = engine.vectors_path  # the active shard (a re-embed switches it)
     with tempfile.TemporaryDirectory(prefix="ephemera-shard-", dir=set_dir) as tmp:
         copy = Path(tmp) / "shard"
         with engine._open_lock:  # noqa: SLF001 - no thread of ours may reopen it meanwhile
@@ -330,11 +330,12 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
     client = getattr(vectors, "_client", None)
     url = engine.settings.qdrant_url or ""
     points = vectors.count()
+    name = getattr(vectors, "collection", COLLECTION)  # the active collection (re-embeds)
     if client is not None and url.startswith(("http://", "https://")):
         try:  # Qdrant's snapshot API, downloaded next to the dump
             import httpx
 
-            snap = client.create_snapshot(COLLECTION, wait=True)
+            snap = client.create_snapshot(name, wait=True)
             target = set_dir / "vectors.snapshot"
             headers = (
                 {"api-key": engine.settings.qdrant_api_key}
@@ -344,7 +345,7 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
             with (
                 httpx.stream(
                     "GET",
-                    f"{url.rstrip('/')}/collections/{COLLECTION}/snapshots/{snap.name}",
+                    f"{url.rstrip('/')}/collections/{name}/snapshots/{snap.name}",
                     headers=headers,
                     timeout=600,
                 ) as response,
@@ -354,7 +355,7 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
                 for chunk in response.iter_bytes():
                     out.write(chunk)
             with contextlib.suppress(Exception):
-                client.delete_snapshot(COLLECTION, snap.name)
+                client.delete_snapshot(name, snap.name)
             return {"kind": "qdrant-snapshot", "file": target.name, "points": points}
         except Exception:  # noqa: BLE001 - fall back to exporting the points
             (set_dir / "vectors.snapshot").unlink(missing_ok=True)
@@ -420,7 +421,7 @@ def create_backup(engine: Engine, dest_root: Path) -> BackupResult:
                 "memories_sha256": digest.hexdigest(),
                 "model": engine.embedder.name,
                 "dim": engine.embedder.dim,
-                "collection": COLLECTION,
+                "collection": engine.vector_collection(),
                 "vectors": vectors_info,
                 "vectors_note": vector_note,
                 "files": files,
@@ -516,7 +517,7 @@ def load_manifest(set_dir: Path) -> dict[str, Any]:
 def _target_vector_count(engine: Engine) -> int:
     """Points already in the target vector store (0 when it does not exist yet)."""
     if not engine.settings.qdrant_url:
-        shard = engine.settings.vectors_path
+        shard = engine.vectors_path
         if not shard.exists() or not any(shard.iterdir()):
             return 0
     vectors = engine.vectors()
@@ -586,7 +587,7 @@ def _table(name: str) -> Any:
 def _load_vectors(engine: Engine, set_dir: Path, info: dict[str, Any]) -> int:
     kind, file = info["kind"], set_dir / info["file"]
     if kind == "edge-shard" and not engine.settings.qdrant_url:
-        shard = engine.settings.vectors_path
+        shard = engine.vectors_path
         engine.release_vectors()
         if shard.exists():
             shutil.rmtree(shard)
@@ -594,7 +595,7 @@ def _load_vectors(engine: Engine, set_dir: Path, info: dict[str, Any]) -> int:
         with tarfile.open(file, "r:gz") as tar:
             tar.extractall(shard, filter="data")
         meta = shard.parent / f"{shard.name}.json"
-        meta.write_text(json.dumps({"collection": COLLECTION, "dim": engine.embedder.dim}))
+        meta.write_text(json.dumps({"collection": shard.name, "dim": engine.embedder.dim}))
         engine._vector_retry_at = 0.0  # noqa: SLF001
         vectors = engine.vectors()
         if vectors is None:
@@ -672,7 +673,7 @@ def _upload_snapshot(engine: Engine, file: Path) -> int:
     headers = {"api-key": engine.settings.qdrant_api_key} if engine.settings.qdrant_api_key else {}
     with file.open("rb") as handle:
         response = httpx.post(
-            f"{url}/collections/{COLLECTION}/snapshots/upload?priority=snapshot",
+            f"{url}/collections/{engine.vector_collection()}/snapshots/upload?priority=snapshot",
             files={"snapshot": (file.name, handle)},
             headers=headers,
             timeout=3600,

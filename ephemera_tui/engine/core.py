@@ -8,7 +8,8 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .config import Settings
 from .domain import CheckReport, Draft, Hit, Memory, SearchResult, content_hash
@@ -21,6 +22,9 @@ from .metrics import instrumented, open_metrics
 from .query import ParsedQuery, parse_query
 from .store import STOPWORDS, OutboxItem, SqlStore, describe_url
 from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
+
+if TYPE_CHECKING:
+    from .reembed import ReembedReport
 
 VECTOR_RETRY_SECONDS = 3.0
 
@@ -77,6 +81,7 @@ class Engine:
         self.store = SqlStore(settings.resolved_database_url, clock=clock)
         self._embedder = embedder
         self._vectors: VectorStore | None = None
+        self._vectors_collection: str | None = None  # the collection self._vectors holds
         self._vector_error: str | None = None
         self._vector_retry_at = 0.0
         self._open_lock = threading.RLock()
@@ -109,15 +114,19 @@ class Engine:
             if self.clock() < self._vector_retry_at:
                 return None
             try:
-                dim = self.embedder.dim
+                recorded = self._check_model()
+                collection = self.vector_collection()
                 self._vectors = open_vectors(
                     self.settings.qdrant_url,
-                    self.settings.vectors_path,
-                    dim,
+                    self.settings.vectors_path.parent / collection,
+                    self.embedder.dim,
                     api_key=self.settings.qdrant_api_key,
                     hnsw_ef=self.settings.hnsw_ef,
+                    collection=collection,
                 )
-                self._check_model()
+                self._vectors_collection = collection
+                if recorded is None:
+                    self.store.set_meta("vector_model", self.embedder.name)
                 self._vector_error = None
             except (VectorStoreError, EmbeddingError) as exc:
                 self._vector_error = str(exc)
@@ -125,19 +134,34 @@ class Engine:
                 return None
             return self._vectors
 
-    def _check_model(self) -> None:
+    def _check_model(self) -> str | None:
+        """The model recorded for the active collection; EmbeddingError if it is not ours."""
         recorded = self.store.get_meta("vector_model")
-        if recorded is None:
-            self.store.set_meta("vector_model", self.embedder.name)
-        elif recorded != self.embedder.name:
-            assert self._vectors is not None
-            self._vectors.close()
-            self._vectors = None
+        if recorded is not None and recorded != self.embedder.name:
             raise EmbeddingError(
-                f"the vectors in {COLLECTION} were made by {recorded!r} but the configured model "
-                f"is {self.embedder.name!r}; run `ephemera reembed` to switch, or configure "
+                f"the vectors in {self.vector_collection()} were made by {recorded!r} but the "
+                f"configured model is {self.embedder.name!r}; run `ephemera reembed` to switch "
+                f"(the old vectors keep serving meanwhile), or configure "
                 f"embedding_model = {recorded!r}"
             )
+        return recorded
+
+    def vector_collection(self) -> str:
+        """The active vector collection (switched by a re-embed; see docs/operations.md)."""
+        return self.store.get_meta("vector_collection") or COLLECTION
+
+    @property
+    def vectors_path(self) -> Path:
+        """The active embedded shard's directory (``settings.vectors_path`` until a re-embed)."""
+        return self.settings.vectors_path.parent / self.vector_collection()
+
+    def _active_vectors(self) -> VectorStore | None:
+        """Like :meth:`vectors`, but first drop a store a re-embed has switched away from."""
+        with self._open_lock:
+            if self._vectors is not None and self._vectors_collection != self.vector_collection():
+                self.release_vectors()
+                self._vector_retry_at = 0.0
+        return self.vectors()
 
     @property
     def vector_status(self) -> str:
@@ -151,6 +175,7 @@ class Engine:
             if self._vectors is not None:
                 self._vectors.close()
                 self._vectors = None
+                self._vectors_collection = None
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -288,7 +313,7 @@ class Engine:
         """Drain the outbox into the vector store (what ``ephemera sync`` and the worker run)."""
         report = SyncReport()
         with self._sync_lock:
-            if self.vectors() is None:
+            if self._active_vectors() is None:
                 report.error = self.vector_status
                 report.remaining = self.store.pending_count()
                 return report
@@ -311,7 +336,7 @@ class Engine:
     def _apply(self, items: Sequence[OutboxItem]) -> SyncReport:
         """Bring these memories' vectors in line with SQL; clear or defer their outbox rows."""
         report = SyncReport()
-        vectors = self.vectors()
+        vectors = self._active_vectors()  # the outbox drains into the active collection only
         if vectors is None:
             report.error = self.vector_status
             return report
@@ -339,7 +364,7 @@ class Engine:
             self.store.defer_outbox(items, str(exc))
         return report
 
-    def _payload(self, memory: Memory) -> dict[str, Any]:
+    def _payload(self, memory: Memory, model: str | None = None) -> dict[str, Any]:
         return {
             "created_at": memory.created_at,
             "source": memory.source,
@@ -347,7 +372,7 @@ class Engine:
             "confidence": memory.confidence,
             "tags": list(memory.tags),
             "hash": content_hash(memory.content),
-            "model": self.embedder.name,
+            "model": model or self.embedder.name,
         }
 
     @instrumented("check")
@@ -420,14 +445,26 @@ class Engine:
         self.store.set_meta("last_check", str(int(self.clock())))
         return report
 
-    def reembed(self, progress: Callable[[int], None] | None = None) -> SyncReport:
-        """Re-embed every memory with the configured model (after a model change)."""
-        with self._open_lock:
-            self.store.set_meta("vector_model", self.embedder.name)
-            self._vector_retry_at = 0.0
-        ids = [m.id for m in self.store.iter_all()]
-        self.store.requeue(ids, "upsert")
-        return self.sync()
+    def reembed(
+        self,
+        progress: Callable[[int], None] | None = None,
+        *,
+        embedder: CachedEmbedder | None = None,
+        batch_size: int = 256,
+        max_batches: int | None = None,
+    ) -> ReembedReport:
+        """Re-embed every memory into a new collection with the configured model (or
+        ``embedder``) while the old one keeps serving, then switch; resumes when interrupted.
+        See :mod:`ephemera_tui.engine.reembed`."""
+        from .reembed import reembed
+
+        return reembed(
+            self,
+            embedder or self.embedder,
+            progress=progress,
+            batch_size=batch_size,
+            max_batches=max_batches,
+        )
 
     # ------------------------------------------------------------------ reads
 
@@ -604,7 +641,7 @@ class Engine:
             "vectors": vector_count,
             "vector_backend": self.settings.qdrant_url or "embedded",
             "vector_status": self.vector_status,
-            "collection": COLLECTION,
+            "collection": self.vector_collection(),
             "embedding_model": self.settings.embedding_model,
             "embedding_cache": cache,
             "database": describe_url(self.settings.resolved_database_url),

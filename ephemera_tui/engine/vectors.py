@@ -65,9 +65,9 @@ class VectorStore(Protocol):
 def _check_dim(actual: int, expected: int, where: str) -> None:
     if actual != expected:
         raise EmbeddingError(
-            f"the embedding model makes {expected}-d vectors but collection {COLLECTION} at "
-            f"{where} holds {actual}-d vectors; use the model that made it, or re-embed "
-            "into a new data directory"
+            f"the embedding model makes {expected}-d vectors but the collection at "
+            f"{where} holds {actual}-d vectors; use the model that made it, or run "
+            "`ephemera reembed` to move to this one"
         )
 
 
@@ -127,7 +127,7 @@ class EdgeVectors:
             else:
                 path.mkdir(parents=True, exist_ok=True)
                 self._shard = q.EdgeShard.create(str(path), self._config())
-                meta_path.write_text(json.dumps({"collection": COLLECTION, "dim": dim}))
+                meta_path.write_text(json.dumps({"collection": path.name, "dim": dim}))
                 for name in INTEGER_FIELDS:
                     self._shard.update(
                         q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Integer)
@@ -281,24 +281,38 @@ class ClientVectors:
 
     kind = "server"
 
-    def __init__(self, url: str, dim: int, api_key: str | None = None, hnsw_ef: int = 128) -> None:
+    def __init__(
+        self,
+        url: str,
+        dim: int,
+        api_key: str | None = None,
+        hnsw_ef: int = 128,
+        collection: str = COLLECTION,
+        client: Any = None,
+    ) -> None:
         from qdrant_client import QdrantClient, models
 
         self._m = models
         self.dim = dim
         self.url = url
         self.hnsw_ef = hnsw_ef
+        self.collection = collection
+        # a shared client (a re-embed next to the serving store: local mode admits one client
+        # per path) is closed by its owner
+        self._owns_client = client is None
         try:
-            if url == ":memory:":
+            if client is not None:
+                self._client = client
+            elif url == ":memory:":
                 self._client = QdrantClient(location=":memory:")
             elif url.startswith("local:"):
                 self._client = QdrantClient(path=url[len("local:") :])
             else:
                 self._client = QdrantClient(url=url, api_key=api_key, timeout=10)
-            if not self._client.collection_exists(COLLECTION):
+            if not self._client.collection_exists(self.collection):
                 self._create()
             else:
-                info = self._client.get_collection(COLLECTION)
+                info = self._client.get_collection(self.collection)
                 params = info.config.params.vectors
                 size = getattr(params, "size", None)
                 if size is not None:
@@ -312,14 +326,14 @@ class ClientVectors:
     def _create(self) -> None:
         m = self._m
         self._client.create_collection(
-            COLLECTION,
+            self.collection,
             vectors_config=m.VectorParams(size=self.dim, distance=m.Distance.COSINE),
             hnsw_config=m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
         )
         for name in INTEGER_FIELDS:
-            self._client.create_payload_index(COLLECTION, name, m.PayloadSchemaType.INTEGER)
+            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
         for name in KEYWORD_FIELDS:
-            self._client.create_payload_index(COLLECTION, name, m.PayloadSchemaType.KEYWORD)
+            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD)
 
     def _wrap(self, action: str, exc: Exception) -> VectorStoreError:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -357,7 +371,7 @@ class ClientVectors:
             _check_dim(len(point.vector), self.dim, self.url)
         try:
             self._client.upsert(
-                COLLECTION,
+                self.collection,
                 points=[
                     m.PointStruct(
                         id=p.id, vector=p.vector.astype(np.float32).tolist(), payload=p.payload
@@ -374,7 +388,7 @@ class ClientVectors:
             return
         try:
             self._client.delete(
-                COLLECTION, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
+                self.collection, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("delete", exc) from None
@@ -384,7 +398,7 @@ class ClientVectors:
     ) -> list[tuple[int, float]]:
         try:
             response = self._client.query_points(
-                COLLECTION,
+                self.collection,
                 query=np.asarray(vector, dtype=np.float32).tolist(),
                 query_filter=self._filter(flt),
                 limit=limit,
@@ -399,7 +413,7 @@ class ClientVectors:
         if not ids:
             return {}
         try:
-            records = self._client.retrieve(COLLECTION, ids=list(ids), with_payload=True)
+            records = self._client.retrieve(self.collection, ids=list(ids), with_payload=True)
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("retrieve", exc) from None
         return {int(r.id): dict(r.payload or {}) for r in records}
@@ -409,7 +423,7 @@ class ClientVectors:
             return {}
         try:
             records = self._client.retrieve(
-                COLLECTION, ids=list(ids), with_payload=False, with_vectors=True
+                self.collection, ids=list(ids), with_payload=False, with_vectors=True
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("retrieve", exc) from None
@@ -418,7 +432,7 @@ class ClientVectors:
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         try:
             records, _next = self._client.scroll(
-                COLLECTION,
+                self.collection,
                 offset=after_id + 1 if after_id >= 0 else None,
                 limit=limit,
                 with_payload=True,
@@ -430,7 +444,7 @@ class ClientVectors:
 
     def count(self) -> int:
         try:
-            return int(self._client.count(COLLECTION, exact=True).count)
+            return int(self._client.count(self.collection, exact=True).count)
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("count", exc) from None
 
@@ -438,14 +452,83 @@ class ClientVectors:
         return None
 
     def close(self) -> None:
+        if not self._owns_client:
+            return
         with contextlib.suppress(Exception):  # a dead connection is not worth a message
             self._client.close()
 
+    def drop_collection(self, name: str) -> None:
+        """Delete another collection on this server (a retired one after a re-embed)."""
+        try:
+            if self._client.collection_exists(name):
+                self._client.delete_collection(name)
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap(f"dropping {name}", exc) from None
+
+    def point_alias(self, alias: str) -> bool:
+        """Point ``alias`` at this collection in one alias update; False when the server (or
+        local mode) refuses, e.g. while a collection still has the alias's name."""
+        m = self._m
+        try:
+            existing = {a.alias_name for a in self._client.get_aliases().aliases}
+            operations: list[Any] = []
+            if alias in existing:
+                operations.append(
+                    m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias))
+                )
+            operations.append(
+                m.CreateAliasOperation(
+                    create_alias=m.CreateAlias(collection_name=self.collection, alias_name=alias)
+                )
+            )
+            self._client.update_collection_aliases(change_aliases_operations=operations)
+        except Exception:  # noqa: BLE001 - aliases are a convenience for other tools
+            return False
+        return True
+
 
 def open_vectors(
-    qdrant_url: str | None, path: Path, dim: int, api_key: str | None = None, hnsw_ef: int = 128
+    qdrant_url: str | None,
+    path: Path,
+    dim: int,
+    api_key: str | None = None,
+    hnsw_ef: int = 128,
+    collection: str | None = None,
 ) -> VectorStore:
-    """The embedded shard at ``path`` unless a Qdrant URL is configured."""
+    """The embedded shard at ``path`` unless a Qdrant URL is configured (then the collection
+    ``collection``, by default named like the shard directory)."""
     if qdrant_url:
-        return ClientVectors(qdrant_url, dim, api_key=api_key, hnsw_ef=hnsw_ef)
+        return ClientVectors(
+            qdrant_url, dim, api_key=api_key, hnsw_ef=hnsw_ef, collection=collection or path.name
+        )
     return EdgeVectors(path, dim, hnsw_ef=hnsw_ef)
+
+
+def collection_for(model: str) -> str:
+    """The collection (and shard directory) name a re-embed with ``model`` builds."""
+    import hashlib
+    import re
+
+    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:60] or "model"
+    tag = hashlib.blake2b(model.encode(), digest_size=4).hexdigest()
+    return f"{COLLECTION}__{slug}_{tag}"
+
+
+def drop_edge_shard(path: Path) -> bool:
+    """Delete an embedded shard (directory, meta and lock files); False while another
+    process (or another handle in this one) holds it open."""
+    import shutil
+
+    lock_path = path.parent / f"{path.name}.lock"
+    try:
+        fd = _lock_exclusively(lock_path, path)
+    except VectorStoreError:
+        return False
+    try:
+        if path.exists():
+            shutil.rmtree(path)
+        (path.parent / f"{path.name}.json").unlink(missing_ok=True)
+    finally:
+        lock_path.unlink(missing_ok=True)
+        _unlock(fd)
+    return True

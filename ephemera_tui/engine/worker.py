@@ -364,6 +364,7 @@ class Worker:
                     self.lease.release()
                     return run
                 self._drain(run)
+                self._drop_retired(run)
                 if self.lease.claim():
                     self._check(run)
                 if self.lease.claim():
@@ -411,6 +412,15 @@ class Worker:
         run.sync_failed = report.failed
         if report.error:
             run.errors.append(f"sync: {report.error}")
+
+    def _drop_retired(self, run: WorkerRun) -> None:
+        """Drop old vector collections a re-embed left behind while they were still open."""
+        from .reembed import drop_retired
+
+        try:
+            drop_retired(self.engine)
+        except Exception as exc:  # noqa: BLE001 - housekeeping never stops the run
+            run.errors.append(f"dropping retired collections: {exc}")
 
     def _check(self, run: WorkerRun) -> None:
         engine = self.engine
