@@ -803,7 +803,7 @@ def collect(engine: Engine, *, series: int = 60) -> dict[str, Any]:
             "approx_ms_p50": shared["index.approx_ms_p50"][0]
             if "index.approx_ms_p50" in shared
             else None,
-            "vector_disk_bytes": _dir_bytes(engine.settings.vectors_path)
+            "vector_disk_bytes": _dir_bytes(engine.vectors_path)
             if not engine.settings.qdrant_url
             else None,
         },
