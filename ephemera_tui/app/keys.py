@@ -64,7 +64,7 @@ def screen_actions(screen: Screen[object], keymap: Mapping[str, str]) -> list[Ke
     order: list[tuple[int, str]] = []
     for node in _nodes(screen):
         for binding in _own_bindings(node):
-            keys = (binding.key,)
+            keys: tuple[str, ...] = (binding.key,)
             if binding.id and binding.id in keymap:
                 keys = tuple(k.strip() for k in keymap[binding.id].split(",") if k.strip())
             slot = (id(node), binding.action)

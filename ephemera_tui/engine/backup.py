@@ -115,8 +115,8 @@ def memory_record(row: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             value = json.loads(value)
         out[name] = list(value or [])
-    out["id"] = int(out["id"])
-    out["created_at"] = int(out["created_at"])
+    out["id"] = int(out["id"] or 0)
+    out["created_at"] = int(out["created_at"] or 0)
     return out
 
 
@@ -538,7 +538,7 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
     if _target_vector_count(engine):
         raise BackupError("target vector store is not empty; restore only into an empty one")
     report = RestoreReport()
-    rows = {"memory_fragments": [], "memory_tags": [], "vector_outbox": []}
+    rows: dict[str, list[Any]] = {"memory_fragments": [], "memory_tags": [], "vector_outbox": []}
     with store.write() as conn:
         for name, row in iter_dump(set_dir, manifest):
             if name == "memory_fragments":
@@ -631,7 +631,7 @@ def _points_from_shard(file: Path) -> Iterator[tuple[int, list[float], dict[str,
                     q.ScrollRequest(offset=offset, limit=500, with_payload=True, with_vector=True)
                 )
                 for r in records:
-                    vector = r.vector
+                    vector: Any = r.vector
                     if isinstance(vector, dict):
                         vector = next(iter(vector.values()))
                     yield int(r.id), list(vector), dict(r.payload or {})

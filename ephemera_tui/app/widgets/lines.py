@@ -196,10 +196,10 @@ class MemoryLines(ScrollView, can_focus=True):
         self.refresh()
         self.post_message(self.CursorMoved(new, self.memory_at(new)))
 
-    def _on_focus(self) -> None:
+    def on_focus(self) -> None:
         self.refresh()
 
-    def _on_blur(self) -> None:
+    def on_blur(self) -> None:
         self.refresh()
 
     def jump_to(self, index: int) -> None:

@@ -7,6 +7,8 @@ document's fields that did not map to a memory column (``extra``, JSON) so nothi
 Revision ID: 0002_meili
 """
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -15,7 +17,7 @@ down_revision = "0001"
 branch_labels = None
 depends_on = None
 
-MYSQL = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
+MYSQL: dict[str, Any] = {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"}
 
 
 def upgrade() -> None:
