@@ -37,7 +37,10 @@ MODEL_DIR = Path(os.environ.get("EPHEMERA_BENCH_MODELS", "/tmp/ephemera-bench-mo
 def base_parser(description: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(
-        "--data", type=Path, default=DEFAULT_DATA, help=f"benchmark data dir (default {DEFAULT_DATA})"
+        "--data",
+        type=Path,
+        default=DEFAULT_DATA,
+        help=f"benchmark data dir (default {DEFAULT_DATA})",
     )
     parser.add_argument(
         "--no-cache", action="store_true", help="don't read or write the /tmp embedding cache"
@@ -49,7 +52,9 @@ def base_parser(description: str) -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a Settings field for this run (e.g. --set fusion=rrf); repeatable",
     )
-    parser.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    parser.add_argument(
+        "--json", action="store_true", help="also print the figures as one JSON line"
+    )
     return parser
 
 
@@ -148,7 +153,9 @@ def default_model() -> str:
     return Settings.__dataclass_fields__["embedding_model"].default  # type: ignore[no-any-return]
 
 
-def cached_embedder(no_cache: bool = False, model: str | None = None) -> tuple[CachedEmbedder, DiskCache]:
+def cached_embedder(
+    no_cache: bool = False, model: str | None = None
+) -> tuple[CachedEmbedder, DiskCache]:
     model = model or default_model()
     cache = DiskCache(model, enabled=not no_cache)
     return CachedEmbedder(DiskCachedModel(model, cache), max_entries=1_000_000), cache

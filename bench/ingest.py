@@ -114,7 +114,10 @@ def main() -> int:
             pending = engine.pending()
             engine.close()
             if report.imported != len(texts) or pending:
-                print(f"engine import: {report.imported} imported, {pending} pending", file=sys.stderr)
+                print(
+                    f"engine import: {report.imported} imported, {pending} pending",
+                    file=sys.stderr,
+                )
 
             cli_dir = root / f"cli-{round_}"
             env = dict(os.environ, EPHEMERA_CONFIG=str(root / "none.toml"))
@@ -143,7 +146,8 @@ def main() -> int:
         ["ephemera import (new process)", len(texts), best["cli"], rate["cli"],
          rate["cli"] / rate["fastembed"]],
     ]
-    print(f"model {model_name}, {len(texts)} texts, mean {sum(map(len, texts)) / len(texts):.0f} chars")
+    mean = sum(map(len, texts)) / len(texts)
+    print(f"model {model_name}, {len(texts)} texts, mean {mean:.0f} chars")
     print(table(["path", "memories", "seconds", "memories/s", "ratio"], rows))
     if args.json:
         print(json.dumps({k: round(v, 2) for k, v in rate.items()}))

@@ -172,7 +172,10 @@ def main() -> int:
                     ("keyword+filter", False, True),
                 ]
                 for s_index, (name, semantic, with_filter) in enumerate(scenarios):
-                    qs = [questions[(i + s_index * 97) % len(questions)] for i in range(args.queries)]
+                    qs = [
+                        questions[(i + s_index * 97) % len(questions)]
+                        for i in range(args.queries)
+                    ]
                     stats = run_scenario(engine, qs, semantic, with_filter)
                     row = {"memories": size, "scenario": name, **stats}
                     figures.append(row)

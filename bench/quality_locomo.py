@@ -57,7 +57,7 @@ def load_conversation(path: Path) -> tuple[str, list[tuple[str, Draft]], list[di
         for key in conv
         if (m := re.fullmatch(r"session_(\d+)", key)) and isinstance(conv[key], list)
     )
-    for number, key in sessions:
+    for _number, key in sessions:
         start = session_time(conv[f"{key}_date_time"])
         for index, turn in enumerate(conv[key]):
             draft = Draft(
@@ -75,7 +75,9 @@ def load_conversation(path: Path) -> tuple[str, list[tuple[str, Draft]], list[di
         evidence = [e for e in evidence if e]
         if not evidence:
             continue
-        questions.append({"question": qa["question"], "category": qa["category"], "evidence": evidence})
+        questions.append(
+            {"question": qa["question"], "category": qa["category"], "evidence": evidence}
+        )
     return name, turns, questions
 
 

@@ -44,7 +44,7 @@ class Settings:
     semantic_weight: float = 0.45
     fusion: str = "score"  # docs/search.md: min-max score fusion beat RRF on both dev sets
     rrf_k: int = 60
-    keyword_budget: int = 3000  # FTS5 postings scored per query before common words drop
+    keyword_budget: int = 2000  # FTS5 postings scored per query before common words drop
     hnsw_ef: int = 128
     sync_interval: float = 1.0
     backup_dir: Path | None = None  # default: <data_dir>/backups
