@@ -719,7 +719,8 @@ class SqlStore:
         # its newest matches are scored instead of all of them.
         newest_only = False
         if budget:
-            words, newest_only = _within_budget(words, _doc_freqs(conn, words), budget)
+            freqs = _doc_freqs(conn, words, str(self.engine.url))
+            words, newest_only = _within_budget(words, freqs, budget)
         match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
         fts = table("memory_fts", column("rowid"))
         rank: Any = literal_column("bm25(memory_fts)")
@@ -933,31 +934,57 @@ def _text_type() -> Any:
 
 def _stem_candidates(word: str) -> list[str]:
     """Forms the porter tokenizer may have stored ``word`` under, longest first (the word
-    itself, then its prefixes down to two letters, and ``-y`` as ``-i``), for document-frequency
-    look-ups: the longest one stored is taken (``going`` -> ``go``, ``cells`` -> ``cell``)."""
-    out = [word] + [word[:k] for k in range(len(word) - 1, 1, -1)]
+    itself, its prefixes up to four letters shorter but not under two, and ``-y`` as ``-i``),
+    for document-frequency look-ups: the longest one stored is taken (``going`` -> ``go``,
+    ``cells`` -> ``cell``). Few and long, because FTS5 counts a term's documents by walking
+    its postings."""
+    out = [word] + [word[:k] for k in range(len(word) - 1, max(1, len(word) - 5), -1)]
     if word.endswith("y") and len(word) > 3:
         out.insert(1, word[:-1] + "i")
     return out
 
 
-def _doc_freqs(conn: Connection, words: Sequence[str]) -> dict[str, int]:
-    """How many memories hold each word (FTS5 vocabulary, ~1 ms); approximate for stems."""
-    conn.exec_driver_sql(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.memory_fts_vocab "
-        "USING fts5vocab(main, memory_fts, row)"
-    )
+# Document frequencies by (database, stored form): (when looked up, count or -1 if absent).
+# FTS5 counts a term's documents by walking its postings (~10 ms a query at 1M memories), and
+# the counts only steer which words to leave out, so a few minutes' staleness is harmless.
+_DF_CACHE: dict[tuple[str, str], tuple[float, int]] = {}
+_DF_TTL_S = 300.0
+_DF_CACHE_MAX = 100_000
+
+
+def _doc_freqs(conn: Connection, words: Sequence[str], db: str = "") -> dict[str, int]:
+    """How many memories hold each word (FTS5 vocabulary, cached); approximate for stems."""
     forms = {form: None for w in words for form in _stem_candidates(w)}
     if not forms:
         return {}
-    marks = ",".join("?" * len(forms))
-    found = dict(
+    now = time.monotonic()
+    known: dict[str, int] = {}
+    for form in forms:
+        hit = _DF_CACHE.get((db, form))
+        if hit is not None and now - hit[0] < _DF_TTL_S:
+            known[form] = hit[1]
+    todo = [f for f in forms if f not in known]
+    if todo:
         conn.exec_driver_sql(
-            f"SELECT term, doc FROM temp.memory_fts_vocab WHERE term IN ({marks})",
-            tuple(forms),
-        ).all()
-    )
-    return {w: next((int(found[f]) for f in _stem_candidates(w) if f in found), 0) for w in words}
+            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.memory_fts_vocab "
+            "USING fts5vocab(main, memory_fts, row)"
+        )
+        marks = ",".join("?" * len(todo))
+        found = dict(
+            conn.exec_driver_sql(
+                f"SELECT term, doc FROM temp.memory_fts_vocab WHERE term IN ({marks})",
+                tuple(todo),
+            ).all()
+        )
+        if len(_DF_CACHE) > _DF_CACHE_MAX:
+            _DF_CACHE.clear()
+        for form in todo:
+            known[form] = int(found.get(form, -1))
+            _DF_CACHE[(db, form)] = (now, known[form])
+    return {
+        w: next((known[f] for f in _stem_candidates(w) if known.get(f, -1) >= 0), 0)
+        for w in words
+    }
 
 
 def _within_budget(
