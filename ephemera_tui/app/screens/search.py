@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Footer, Input, OptionList, Static
+from textual.worker import get_current_worker
 
 from ..format import links_text, memory_detail, why_text
 from ..widgets.inputs import text_input
@@ -90,6 +91,11 @@ class SearchScreen(JournalScreen):
         """Search in a worker; a newer query cancels the one still running."""
 
         def job(engine: Engine) -> SearchResult:
+            if not keep:
+                # Keyword hits first (a few ms), then the hybrid ranking replaces them.
+                quick = engine.search(query, limit=RESULT_LIMIT, keyword_only=True)
+                if quick.mode == "keyword" and not get_current_worker().is_cancelled:
+                    self.app.call_from_thread(done, quick)
             return engine.search(query, limit=RESULT_LIMIT)
 
         def done(result: SearchResult) -> None:
