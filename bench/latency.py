@@ -137,6 +137,9 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated corpus sizes")
     parser.add_argument("--queries", type=int, default=200, help="queries per scenario")
+    parser.add_argument(
+        "--optimize", action="store_true", help="build the HNSW index (ephemera optimize) first"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     convs = [load_conversation(f) for f in sorted((args.data / "locomo-dev").glob("conv-*.json"))]
@@ -155,6 +158,11 @@ def main() -> int:
             data = Path(tmp)
             engine = make_engine(data, overrides, doc_embedder)
             build_s = build_corpus(engine, turns, turn_vectors, size)
+            if args.optimize:
+                from ephemera_tui.engine.index import build_index
+
+                built = build_index(engine)
+                print(f"{size} memories: HNSW index built in {built.seconds}s {built.after}")
             engine.close()
             gc.collect()
             # Reopen as a user would, with the real model; no LRU, so every query is embedded.

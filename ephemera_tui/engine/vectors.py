@@ -249,6 +249,20 @@ class EdgeVectors:
     def flush(self) -> None:
         self._call("flush", "flush")
 
+    def index_info(self) -> dict[str, int]:
+        """Points, how many of them are in an HNSW index, and segments."""
+        info = self._call("info", "info")
+        return {
+            "points": int(info.points_count),
+            "indexed": int(info.indexed_vectors_count),
+            "segments": int(info.segments_count),
+        }
+
+    def optimize(self) -> bool:
+        """Build the HNSW index and merge segments. Holds the GIL for minutes at 100k points:
+        run it only in a process that does nothing else (``ephemera optimize``)."""
+        return bool(self._call("optimize", "optimize"))
+
     def close(self) -> None:
         with self._lock:
             if self._closed:

@@ -1,0 +1,58 @@
+"""``ephemera optimize``: the HNSW build of the embedded store, then search as before."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ephemera_tui.engine import Draft, Engine, EphemeraError, Settings
+from ephemera_tui.engine.index import build_index
+
+
+@pytest.mark.slow
+def test_index_build_keeps_search_and_filters_working(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
+    rows = (
+        (
+            Draft(
+                f"note {i} on topic{i % 41} and theme{i % 13}",
+                created_at=1_600_000_000 + i,
+                tags=(f"t{i % 5}",),
+            ),
+            None,
+        )
+        for i in range(8000)
+    )
+    with Engine(settings) as engine:
+        engine.import_drafts(rows, batch_size=2000)
+        result = build_index(engine)
+        assert result.after["points"] == 8000
+        assert result.after["indexed"] > result.before["indexed"] == 0
+        hits = engine.search("topic7 theme3 tag:t2").hits
+        assert hits and all("t2" in h.memory.tags for h in hits)
+        fresh = engine.add(Draft("added after the index was built, topic7"))
+        assert engine.search("added after the index").hits[0].memory.id == fresh.id
+        assert engine.check().problems == 0
+
+
+def test_server_backend_has_nothing_to_build(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384", qdrant_url=":memory:")
+    with Engine(settings) as engine, pytest.raises(EphemeraError, match="builds its own index"):
+        build_index(engine)
+
+
+def test_optimize_command(cli_env: dict[str, str]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "ephemera_tui.cli"]
+    subprocess.run(
+        [*command, "add", "a memory to index"], env=cli_env, check=True, capture_output=True
+    )
+    done = subprocess.run(
+        [*command, "optimize", "--json"], env=cli_env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["after"]["points"] == 1
