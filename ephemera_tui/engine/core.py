@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 VECTOR_RETRY_SECONDS = 3.0
 
 
-
 @dataclass(slots=True)
 class SyncReport:
     """What one outbox drain did."""
@@ -502,6 +501,7 @@ class Engine:
         candidates = max(self.settings.search_candidates, limit * 3)
         notices: list[str] = []
         terms = [t for t in parsed.terms if t not in STOPWORDS] or list(parsed.terms)
+
         def keyword_side() -> list[tuple[int, float]]:
             keyword_started = time.perf_counter()
             found = self.store.keyword_search(
@@ -512,6 +512,7 @@ class Engine:
 
         semantic: list[tuple[int, float]] = []
         vectors = None if keyword_only else self.vectors()
+        pending = self.store.pending_count() if vectors is not None else 0
         # With a vector side, the keyword side runs meanwhile on a worker thread.
         keyword_future = in_background(keyword_side) if vectors is not None else None
         keyword = keyword_side() if keyword_future is None else []
@@ -525,7 +526,7 @@ class Engine:
                 timings["vector"] = _ms(mark)
                 # The payload filter is exact once the outbox is drained; phrases, and payloads
                 # of memories still waiting there, are checked in SQL.
-                if semantic and (flt.phrases or self.store.pending_count()):
+                if semantic and (flt.phrases or pending):
                     allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
                     semantic = [(pid, s) for pid, s in semantic if pid in allowed]
             except (VectorStoreError, EmbeddingError) as exc:
@@ -535,7 +536,6 @@ class Engine:
             notices.append(f"keyword results only: {self.vector_status}")
         if keyword_future is not None:
             keyword = keyword_future.result()
-        pending = self.store.pending_count()
         if pending and vectors is not None:
             notices.append(f"{pending} memories not yet searchable by meaning")
         mark = time.perf_counter()
