@@ -174,6 +174,7 @@ def temp_dir(prefix: str) -> tempfile.TemporaryDirectory[str]:
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (readable on a terminal, pasteable into docs)."""
+
     def cell(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.3f}"

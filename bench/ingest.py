@@ -124,9 +124,20 @@ def main() -> int:
             (root / "none.toml").write_text("")
             mark = time.perf_counter()
             done = subprocess.run(
-                [sys.executable, "-m", "ephemera_tui.cli", "--data-dir", str(cli_dir),
-                 "import", str(jsonl_path), "--json"],
-                cwd=REPO, env=env, capture_output=True, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "ephemera_tui.cli",
+                    "--data-dir",
+                    str(cli_dir),
+                    "import",
+                    str(jsonl_path),
+                    "--json",
+                ],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
             )
             elapsed = time.perf_counter() - mark
             if done.returncode != 0:
@@ -139,12 +150,27 @@ def main() -> int:
     rate = {k: len(texts) / v for k, v in best.items()}
     rows = [
         ["fastembed alone (batch 256)", len(texts), best["fastembed"], rate["fastembed"], 1.0],
-        ["fastembed alone, sorted by length, batch 32", len(texts), best["fastembed_sorted"],
-         rate["fastembed_sorted"], rate["fastembed_sorted"] / rate["fastembed"]],
-        ["Engine.import_drafts", len(texts), best["engine"], rate["engine"],
-         rate["engine"] / rate["fastembed"]],
-        ["ephemera import (new process)", len(texts), best["cli"], rate["cli"],
-         rate["cli"] / rate["fastembed"]],
+        [
+            "fastembed alone, sorted by length, batch 32",
+            len(texts),
+            best["fastembed_sorted"],
+            rate["fastembed_sorted"],
+            rate["fastembed_sorted"] / rate["fastembed"],
+        ],
+        [
+            "Engine.import_drafts",
+            len(texts),
+            best["engine"],
+            rate["engine"],
+            rate["engine"] / rate["fastembed"],
+        ],
+        [
+            "ephemera import (new process)",
+            len(texts),
+            best["cli"],
+            rate["cli"],
+            rate["cli"] / rate["fastembed"],
+        ],
     ]
     mean = sum(map(len, texts)) / len(texts)
     print(f"model {model_name}, {len(texts)} texts, mean {mean:.0f} chars")

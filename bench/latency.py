@@ -45,8 +45,26 @@ from ephemera_tui.engine import Draft
 from ephemera_tui.engine.vectors import VectorPoint
 
 TAGS = [
-    "work", "family", "health", "travel", "books", "music", "art", "kids", "friends", "sport",
-    "garden", "cooking", "money", "school", "dreams", "pets", "house", "ideas", "films", "misc",
+    "work",
+    "family",
+    "health",
+    "travel",
+    "books",
+    "music",
+    "art",
+    "kids",
+    "friends",
+    "sport",
+    "garden",
+    "cooking",
+    "money",
+    "school",
+    "dreams",
+    "pets",
+    "house",
+    "ideas",
+    "films",
+    "misc",
 ]
 SOURCES = ["note", "chat", "journal", "import"]
 START = 1_640_995_200  # 2022-01-01
@@ -150,6 +168,7 @@ def main() -> int:
     cache.save()
     model = doc_embedder.inner.inner  # the real model (loaded on a cache miss above, or now)
     from ephemera_tui.engine.embedder import CachedEmbedder
+
     overrides = settings_overrides(args.set)
     rows = []
     figures = []
@@ -181,8 +200,7 @@ def main() -> int:
                 ]
                 for s_index, (name, semantic, with_filter) in enumerate(scenarios):
                     qs = [
-                        questions[(i + s_index * 97) % len(questions)]
-                        for i in range(args.queries)
+                        questions[(i + s_index * 97) % len(questions)] for i in range(args.queries)
                     ]
                     stats = run_scenario(engine, qs, semantic, with_filter)
                     row = {"memories": size, "scenario": name, **stats}

@@ -43,9 +43,7 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def ndcg_at(ranked: list[str], relevant: dict[str, int], k: int = 10) -> float:
-    dcg = sum(
-        relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k])
-    )
+    dcg = sum(relevant.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(ranked[:k]))
     ideal = sorted(relevant.values(), reverse=True)[:k]
     idcg = sum(rel / math.log2(i + 2) for i, rel in enumerate(ideal))
     return dcg / idcg if idcg else 0.0

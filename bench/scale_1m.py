@@ -65,8 +65,15 @@ def main() -> int:
             ):
                 qs = [questions[(i + s_index * 97) % len(questions)] for i in range(args.queries)]
                 stats = run_scenario(engine, qs, semantic, with_filter)
-                rows.append([name, stats["p50"], stats["p95"], stats.get("vector_p50", 0.0),
-                             stats.get("keyword_p50", 0.0)])
+                rows.append(
+                    [
+                        name,
+                        stats["p50"],
+                        stats["p95"],
+                        stats.get("vector_p50", 0.0),
+                        stats.get("keyword_p50", 0.0),
+                    ]
+                )
             facts["rss_after_search_mb"] = round(rss_mb())
         finally:
             engine.close()
@@ -74,7 +81,9 @@ def main() -> int:
         mark = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-m", "ephemera_tui.cli", "--data-dir", str(data), "stats", "--json"],
-            cwd=REPO, capture_output=True, text=True,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
         )
         facts["cli_stats_s"] = round(time.perf_counter() - mark, 2)
         if done.returncode != 0:

@@ -131,8 +131,12 @@ class EphemeraApp(App[None]):
                 engine = Engine(self.settings, clock=self.clock)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
             self.call_from_thread(
-                self.notify, error_message(exc), title="Cannot open the journal",
-                severity="error", timeout=30, markup=False,
+                self.notify,
+                error_message(exc),
+                title="Cannot open the journal",
+                severity="error",
+                timeout=30,
+                markup=False,
             )
             return
         self.call_from_thread(self._engine_opened, engine)
@@ -141,8 +145,11 @@ class EphemeraApp(App[None]):
             engine.vectors()
         except Exception as exc:  # noqa: BLE001 - search falls back to keywords
             self.call_from_thread(
-                self.notify, error_message(exc), title="Search by meaning unavailable",
-                severity="warning", markup=False,
+                self.notify,
+                error_message(exc),
+                title="Search by meaning unavailable",
+                severity="warning",
+                markup=False,
             )
         self.call_from_thread(self._run_sync)
 
@@ -167,6 +174,7 @@ class EphemeraApp(App[None]):
 
     def _run_sync(self) -> None:
         """One run of the background loop; the next is armed only when this one has ended."""
+
         def job(engine: Engine) -> JournalState:
             return journal_state(engine, self.upkeep)
 
@@ -179,7 +187,9 @@ class EphemeraApp(App[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.worker.group == "sync" and event.state in (
-            WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
         ):
             self.set_timer(self.settings.sync_interval, self._run_sync)
 
@@ -240,9 +250,7 @@ class EphemeraApp(App[None]):
         """Show the keys of the current screen."""
         screen = self.screen
         actions = screen_actions(screen, self.user_keymap)
-        display = {
-            key: self.get_key_display(Binding(key, "")) for a in actions for key in a.keys
-        }
+        display = {key: self.get_key_display(Binding(key, "")) for a in actions for key in a.keys}
         title = f"Keys: {MODE_TITLES.get(self.current_mode, 'Ephemera')}"
         self.push_screen(HelpScreen(title, actions, display))
 

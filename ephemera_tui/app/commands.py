@@ -44,7 +44,8 @@ class JournalCommands(Provider):
             score = matcher.match(title)
             if score > 0:
                 yield Hit(
-                    score, matcher.highlight(title), partial(self._run, action),
+                    score,
+                    matcher.highlight(title),
+                    partial(self._run, action),
                     help=self._help(action),
                 )
-

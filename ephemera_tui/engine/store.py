@@ -970,7 +970,7 @@ def _doc_freqs(conn: Connection, words: Sequence[str], db: str = "") -> dict[str
             "USING fts5vocab(main, memory_fts, row)"
         )
         marks = ",".join("?" * len(todo))
-        found = dict(
+        found: dict[str, int] = dict(
             conn.exec_driver_sql(
                 f"SELECT term, doc FROM temp.memory_fts_vocab WHERE term IN ({marks})",
                 tuple(todo),
@@ -982,14 +982,11 @@ def _doc_freqs(conn: Connection, words: Sequence[str], db: str = "") -> dict[str
             known[form] = int(found.get(form, -1))
             _DF_CACHE[(db, form)] = (now, known[form])
     return {
-        w: next((known[f] for f in _stem_candidates(w) if known.get(f, -1) >= 0), 0)
-        for w in words
+        w: next((known[f] for f in _stem_candidates(w) if known.get(f, -1) >= 0), 0) for w in words
     }
 
 
-def _within_budget(
-    words: list[str], freqs: dict[str, int], budget: int
-) -> tuple[list[str], bool]:
+def _within_budget(words: list[str], freqs: dict[str, int], budget: int) -> tuple[list[str], bool]:
     """The rarest words whose postings fit ``budget`` (at least one), and whether even that
     one is over budget. Word order is kept."""
     kept: set[str] = set()

@@ -18,24 +18,59 @@ INTERACTIVE = {"edit", "delete", "jump-prompt", "link-picker", "on-this-day-pick
 
 SEED = [
     # (content, days ago, source, importance, tags, notes)
-    ("Coffee with Ana at the corner cafe; she is moving to Lisbon", 0.1, "chat", 200,
-     ("friends", "lisbon"), "Ask about the flat"),
-    ("Ana sent photos from Lisbon: blue tiles everywhere", 1.2, "chat", 150,
-     ("friends", "lisbon"), None),
+    (
+        "Coffee with Ana at the corner cafe; she is moving to Lisbon",
+        0.1,
+        "chat",
+        200,
+        ("friends", "lisbon"),
+        "Ask about the flat",
+    ),
+    (
+        "Ana sent photos from Lisbon: blue tiles everywhere",
+        1.2,
+        "chat",
+        150,
+        ("friends", "lisbon"),
+        None,
+    ),
     ("Planted tomatoes and basil in the raised garden bed", 2.5, "note", 90, ("garden",), None),
-    ("Long walk by the river thinking about the garden plan", 3.4, "note", 60,
-     ("walk", "garden"), None),
-    ("Quarterly planning meeting: ship search before the timeline", 5.0, "meeting", 230,
-     ("work", "planning"), "Owner: me"),
+    (
+        "Long walk by the river thinking about the garden plan",
+        3.4,
+        "note",
+        60,
+        ("walk", "garden"),
+        None,
+    ),
+    (
+        "Quarterly planning meeting: ship search before the timeline",
+        5.0,
+        "meeting",
+        230,
+        ("work", "planning"),
+        "Owner: me",
+    ),
     ("Fixed the flaky sync test; the outbox drained twice", 8.0, "git", 120, ("work",), None),
-    ("Read about [bold]Rich markup[/bold] and \x1b[31mred escape\x1b[0m codes", 12.0, "web", 40,
-     ("reading", "terminal"), None),
-    ("Dinner with the family; grandma told the river story again", 20.0, "note", 180,
-     ("family",), None),
+    (
+        "Read about [bold]Rich markup[/bold] and \x1b[31mred escape\x1b[0m codes",
+        12.0,
+        "web",
+        40,
+        ("reading", "terminal"),
+        None,
+    ),
+    (
+        "Dinner with the family; grandma told the river story again",
+        20.0,
+        "note",
+        180,
+        ("family",),
+        None,
+    ),
     ("Idea: a journal that links memories by meaning", 40.0, "note", 250, ("ideas",), None),
     ("Bought a notebook for sketching gardens", 70.0, "note", 30, ("sketch", "garden"), None),
-    ("Same day last year: first coffee at the corner cafe", 365.0, "note", 100,
-     ("friends",), None),
+    ("Same day last year: first coffee at the corner cafe", 365.0, "note", 100, ("friends",), None),
     ("Two years ago today: moved into the flat by the river", 730.0, "note", 210, ("home",), None),
 ]
 
@@ -94,7 +129,8 @@ async def settle(pilot: Any, rounds: int = 3) -> None:
     app = pilot.app
     for _ in range(rounds):
         busy = [
-            w for w in app.workers
+            w
+            for w in app.workers
             if w.group not in INTERACTIVE and not (w.name or "").startswith("action_")
         ]
         for worker in busy:

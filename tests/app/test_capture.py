@@ -97,7 +97,8 @@ async def test_when_accepts_natural_dates(make_app, seeded):
         await pilot.press("ctrl+s")
         await settle(pilot)
         hit = next(
-            h for h in app.screen.query_one(ResultList).hits
+            h
+            for h in app.screen.query_one(ResultList).hits
             if h.memory.content == "Remembered later"
         )
         assert NOW - 2 * 86400 < hit.memory.created_at < NOW - 86400 + 1

@@ -101,7 +101,9 @@ class CaptureScreen(ModalScreen["Memory | None"]):
             with Horizontal(classes="row"):
                 yield Label("Notes", classes="label")
                 yield text_input(
-                    memory.notes or "" if memory else "", placeholder="optional", id="notes",
+                    memory.notes or "" if memory else "",
+                    placeholder="optional",
+                    id="notes",
                     blink=blink,
                 )
             yield Static("", id="form-error")

@@ -162,8 +162,12 @@ class GraphScreen(JournalScreen):
         listing.set_options(options)
         if not options:
             listing.add_option(
-                Option(Text("No links yet: press + to link, or capture related memories.",
-                            style="dim"), disabled=True)
+                Option(
+                    Text(
+                        "No links yet: press + to link, or capture related memories.", style="dim"
+                    ),
+                    disabled=True,
+                )
             )
         elif previous is not None:
             for index, neighbour in enumerate(data.neighbours):

@@ -56,7 +56,8 @@ class PickerScreen(ModalScreen["int | None"]):
         with Vertical(id="dialog"):
             if self.searchable:
                 yield text_input(
-                    placeholder="type to find a memory", id="pick-query",
+                    placeholder="type to find a memory",
+                    id="pick-query",
                     blink=self.journal.blink,
                 )
             yield ResultList(id="pick-results")

@@ -109,8 +109,11 @@ class SearchScreen(JournalScreen):
         self.results.show_hits(result.hits, self.now(), keep=keep)
         self._load_preview()
         if not result.hits:
-            message = "Nothing yet: press ctrl+n to capture a memory." if not result.query.strip() \
+            message = (
+                "Nothing yet: press ctrl+n to capture a memory."
+                if not result.query.strip()
                 else "No memories match."
+            )
             self.results.empty_message(message)
             self._show_preview(None)
         noun = "hit" if len(result.hits) == 1 else "hits"
