@@ -55,6 +55,28 @@ class ImportReport:
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
+def classify_vectors(
+    vectors: VectorStore, rows: Sequence[tuple[int, str]], pending: set[int], model: str
+) -> tuple[list[int], list[int], list[int]]:
+    """Split (id, content hash) rows into (missing, stale, wrong model) against the vector
+    payloads; memories still waiting in the outbox (``pending``) are not problems."""
+    payloads = vectors.payloads([mid for mid, _ in rows])
+    missing: list[int] = []
+    stale: list[int] = []
+    wrong: list[int] = []
+    for mid, chash in rows:
+        if mid in pending:
+            continue
+        payload = payloads.get(mid)
+        if payload is None:
+            missing.append(mid)
+        elif payload.get("hash") != chash:
+            stale.append(mid)
+        elif payload.get("model") != model:
+            wrong.append(mid)
+    return missing, stale, wrong
+
+
 def embed_text(memory: Memory) -> str:
     """The text embedded for a memory (kept in one place so benchmarks can vary it)."""
     return memory.content
@@ -397,18 +419,11 @@ class Engine:
             rows = self.store.id_hashes(last, batch_size)
             if not rows:
                 break
-            payloads = vectors.payloads([mid for mid, _ in rows])
-            for mid, chash in rows:
-                checked += 1
-                if mid in pending_ids:
-                    continue
-                payload = payloads.get(mid)
-                if payload is None:
-                    missing.append(mid)
-                elif payload.get("hash") != chash:
-                    stale.append(mid)
-                elif payload.get("model") != model:
-                    wrong_model.append(mid)
+            checked += len(rows)
+            found = classify_vectors(vectors, rows, pending_ids, model)
+            missing += found[0]
+            stale += found[1]
+            wrong_model += found[2]
             last = rows[-1][0]
         orphaned: list[int] = []
         last = -1

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from .core import classify_vectors
 from .domain import CheckReport
 from .errors import DatabaseError, EmbeddingError, EphemeraError, VectorStoreError
 from .store import META, OUTBOX
@@ -224,20 +225,8 @@ def check_slice(engine: Engine, after_id: int, limit: int, repair: bool = True) 
     model = engine.embedder.name
 
     def classify(ids_hashes: list[tuple[int, str]]) -> tuple[list[int], list[int], list[int]]:
-        payloads = vectors.payloads([mid for mid, _ in ids_hashes])
         pending = _pending_among(engine, [mid for mid, _ in ids_hashes])
-        missing, stale, wrong = [], [], []
-        for mid, chash in ids_hashes:
-            if mid in pending:
-                continue
-            payload = payloads.get(mid)
-            if payload is None:
-                missing.append(mid)
-            elif payload.get("hash") != chash:
-                stale.append(mid)
-            elif payload.get("model") != model:
-                wrong.append(mid)
-        return missing, stale, wrong
+        return classify_vectors(vectors, ids_hashes, pending, model)
 
     missing, stale, wrong = classify(rows)
     suspects = set(missing) | set(stale) | set(wrong)
