@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -60,3 +62,44 @@ def test_downgrade_and_upgrade_round_trip(settings: Settings) -> None:
     sql.dispose()
     with Engine(settings) as engine:
         assert engine.count() == 1
+
+
+def test_processes_opening_a_fresh_database_at_once_migrate_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Several processes, imports done, open one fresh database at the same instant."""
+    import subprocess
+    import sys
+    import time
+
+    go = tmp_path / "go"
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ephemera_tui.engine import Engine, Settings\n"
+        "import ephemera_tui.engine.core, alembic.command\n"
+        "s = Settings(data_dir=Path(sys.argv[1]), database_url=sys.argv[2],\n"
+        "             embedding_model='fake-hash-384')\n"
+        "print('ready', flush=True)\n"
+        "while not Path(sys.argv[3]).exists():\n"
+        "    time.sleep(0.001)\n"
+        "Engine(s).store.close()\n"
+    )
+    args = [str(settings.data_dir), settings.resolved_database_url, str(go)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(6)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(0.05)
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    with Engine(settings) as engine:
+        assert engine.count() == 0

@@ -301,6 +301,28 @@ def make_sql_engine(url: str) -> Engine:
     )
 
 
+@contextmanager
+def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
+    """On SQLite, one process migrates at a time (a file lock beside the database): Alembic
+    reads the current revision before its own transaction, so two fresh starts would both
+    create the same tables."""
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        yield
+        return
+    with open(f"{database}.migrate.lock", "a+") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision through Alembic (fast no-op when current)."""
     from alembic import command
@@ -316,7 +338,10 @@ def migrate(engine: Engine) -> None:
         current = MigrationContext.configure(conn).get_current_revision()
         if current == head:
             return
-    with engine.connect().execution_options(ephemera_write=True) as conn:
+    with (
+        _sqlite_migration_lock(engine),
+        engine.connect().execution_options(ephemera_write=True) as conn,
+    ):
         mysql = _is_mysql(engine)
         if mysql:
             # MySQL DDL is not transactional: two processes opening a fresh database at once
