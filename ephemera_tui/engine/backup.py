@@ -39,7 +39,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
+from .domain import MEMORY_FIELDS
 from .errors import EphemeraError, VectorStoreError
+from .files import sha256_file
 from .store import FRAGMENTS, META, OUTBOX, TAGS
 from .vectors import COLLECTION
 
@@ -52,17 +54,7 @@ FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 SET_PREFIX = "ephemera-"
 TABLES = ("memory_fragments", "memory_tags", "vector_outbox")
-FRAGMENT_FIELDS = (
-    "id",
-    "content",
-    "created_at",
-    "source",
-    "importance",
-    "confidence",
-    "tags",
-    "notes",
-    "associations",
-)
+FRAGMENT_FIELDS = MEMORY_FIELDS
 JSON_FIELDS = ("tags", "associations")
 
 
@@ -97,14 +89,6 @@ class RestoreReport:
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def memory_record(row: dict[str, Any]) -> dict[str, Any]:

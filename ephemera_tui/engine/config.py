@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +140,3 @@ def load_settings(
     if not 0.0 <= settings.semantic_weight <= 1.0:
         raise ConfigError(f"semantic_weight must be from 0 to 1, got {settings.semantic_weight}")
     return settings
-
-
-def with_data_dir(settings: Settings, data_dir: Path) -> Settings:
-    return replace(settings, data_dir=data_dir)

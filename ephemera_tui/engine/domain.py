@@ -33,10 +33,6 @@ class Memory:
     associations: tuple[int, ...] = ()
 
     @property
-    def recorded_at_ms(self) -> int:
-        return self.id
-
-    @property
     def content_hash(self) -> str:
         return content_hash(self.content)
 
@@ -53,6 +49,9 @@ class Memory:
             "notes": self.notes,
             "associations": list(self.associations),
         }
+
+
+MEMORY_FIELDS: tuple[str, ...] = tuple(Memory.__dataclass_fields__)  # the seed's columns, in order
 
 
 def content_hash(content: str) -> str:

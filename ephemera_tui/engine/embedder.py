@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import EmbeddingError
+from .files import sha256_file
 
 DEFAULT_MODEL = "ephemera/all-MiniLM-L6-v2-int8"
 FAKE_MODEL = "fake-hash-384"
@@ -45,14 +46,6 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one search query; returns a (dim,) float32 array."""
         ...
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _package_dir(name: str) -> Path:
@@ -87,7 +80,7 @@ def assemble_default_model(cache_dir: Path) -> Path:
     for kind, path in sources.items():
         if not path.is_file():
             raise EmbeddingError(f"default model {kind} file missing: {path}")
-        actual = _sha256(path)
+        actual = sha256_file(path)
         if actual != expected[kind]:
             raise EmbeddingError(
                 f"default model {kind} file {path} has sha256 {actual}, expected {expected[kind]}"

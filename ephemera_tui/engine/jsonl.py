@@ -13,21 +13,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .domain import DEFAULT_CONFIDENCE, DEFAULT_IMPORTANCE, DEFAULT_SOURCE, Draft, Memory
+from .domain import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_IMPORTANCE,
+    DEFAULT_SOURCE,
+    MEMORY_FIELDS,
+    Draft,
+    Memory,
+)
 from .errors import ValidationError
 from .query import parse_timestamp
 
-FIELDS = {
-    "id",
-    "content",
-    "created_at",
-    "source",
-    "importance",
-    "confidence",
-    "tags",
-    "notes",
-    "associations",
-}
+FIELDS = frozenset(MEMORY_FIELDS)
 
 
 def draft_from_dict(data: Any, now: float) -> tuple[Draft, int | None]:

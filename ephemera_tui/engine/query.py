@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -336,7 +336,3 @@ def _quick_date(text: str) -> bool:
         or re.fullmatch(r"(last|this|past)\s+(week|month|year)", text)
         or re.fullmatch(r"last\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", text)
     )
-
-
-def with_filter(parsed: ParsedQuery, **changes: Any) -> ParsedQuery:
-    return replace(parsed, filter=replace(parsed.filter, **changes))

@@ -12,13 +12,14 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
+    Text,
     and_,
     column,
     create_engine,
@@ -532,7 +533,7 @@ class SqlStore:
         pattern = f"%{memory_id}%"
         rows = conn.execute(
             select(FRAGMENTS.c.id, FRAGMENTS.c.associations).where(
-                func.cast(FRAGMENTS.c.associations, _text_type()).like(pattern)
+                func.cast(FRAGMENTS.c.associations, Text()).like(pattern)
             )
         ).all()
         return [r for r in rows if memory_id in {int(a) for a in (r.associations or [])}]
@@ -548,8 +549,7 @@ class SqlStore:
                 .where(FRAGMENTS.c.id == memory_id)
                 .values(associations=list(associations))
             )
-            memory = _row_to_memory(row)
-        return Memory(**{**_memory_kwargs(memory), "associations": tuple(associations)})
+        return replace(_row_to_memory(row), associations=tuple(associations))
 
     def requeue(self, ids: Sequence[int], op: str = "upsert") -> None:
         """Put memories back in the outbox (used by repair and re-embedding)."""
@@ -836,17 +836,6 @@ class SqlStore:
         with self.read() as conn:
             return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
 
-    def created_at_many(self, ids: Sequence[int]) -> list[int]:
-        with self.read() as conn:
-            return [
-                int(r[0])
-                for r in conn.execute(select(FRAGMENTS.c.created_at).where(FRAGMENTS.c.id.in_(ids)))
-            ]
-
-    def all_created_at(self) -> list[int]:
-        with self.read() as conn:
-            return [int(r[0]) for r in conn.execute(select(FRAGMENTS.c.created_at))]
-
     def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
         with self.read() as conn:
             rows = conn.execute(
@@ -945,16 +934,6 @@ class _Row:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.__dict__.update(data)
-
-
-def _memory_kwargs(memory: Memory) -> dict[str, Any]:
-    return {name: getattr(memory, name) for name in Memory.__slots__}  # type: ignore[attr-defined]
-
-
-def _text_type() -> Any:
-    from sqlalchemy import Text
-
-    return Text()
 
 
 def _stem_candidates(word: str) -> list[str]:

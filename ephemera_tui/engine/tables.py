@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.dialects.mysql import TINYINT
 from sqlmodel import Field, SQLModel
@@ -78,8 +76,3 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(sa_column=Column(String(100), primary_key=True))
     value: str = Field(sa_column=Column(Text, nullable=False))
-
-
-def fragment_columns() -> list[Any]:
-    table = MemoryFragment.__table__  # type: ignore[attr-defined]
-    return list(table.c)

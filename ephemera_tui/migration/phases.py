@@ -7,11 +7,11 @@ Phases: 0 imported (no server configured) · 1 dual writing, reads from MeiliSea
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from ..engine.errors import EphemeraError
+from ..engine.files import sha256_file
 from . import state
 from .config import MeiliConfig, load_meili_config
 
@@ -78,14 +78,6 @@ def status(engine: Any, config: MeiliConfig) -> dict[str, Any]:
     }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def finish(
     engine: Any,
     config: MeiliConfig,
@@ -126,7 +118,7 @@ def finish(
         path = Path(dump["path"])
         archived = {"path": str(path), "imported_at": dump.get("at"), "exists": path.exists()}
         if path.is_file():
-            archived.update(size=path.stat().st_size, sha256=_sha256(path))
+            archived.update(size=path.stat().st_size, sha256=sha256_file(path))
     record = {
         "at": int(engine.clock()),
         "final_comparison": final_compare,
