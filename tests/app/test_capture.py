@@ -180,3 +180,22 @@ async def test_external_editor_unavailable_is_reported(make_app, seeded):
         await pilot.pause()
         assert isinstance(app.screen, CaptureScreen)
         assert "external editor" in str(app.screen.query_one("#form-error", Static).render())
+
+
+async def test_save_right_after_fast_typing_keeps_every_key(make_app, seeded):
+    """Keys typed faster than the form processes them (a paste, a script) reach the text
+    before ctrl+s saves it."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        for ch in "burst of keys":
+            key = "space" if ch == " " else ch
+            app.post_message(events.Key(key, ch))
+        app.post_message(events.Key("ctrl+s", None))
+        await settle(pilot)
+        assert isinstance(app.screen, SearchScreen)
+        assert app.screen.query_one(ResultList).hits[0].memory.content == "burst of keys"

@@ -37,7 +37,8 @@ class CaptureScreen(ModalScreen["Memory | None"]):
     """New memory (``memory`` None) or edit one; dismisses with the saved memory, else None."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("ctrl+s", "save", "Save", priority=True, id="capture.save"),
+        # Not a priority binding: it must reach the screen after the keys typed before it.
+        Binding("ctrl+s", "save", "Save", id="capture.save"),
         Binding("escape", "cancel", "Cancel", id="capture.cancel"),
         Binding("ctrl+o", "external_editor", "$EDITOR", id="capture.editor"),
         Binding("ctrl+d", "delete", "Delete", priority=True, id="capture.delete"),
