@@ -162,10 +162,13 @@ class EphemeraApp(App[None]):
             interval=self.settings.sync_interval,
             backup_dir=self.settings.resolved_backup_dir,
             backup_every=self.settings.backup_every_hours * 3600,
+            index_threshold=self.settings.index_threshold,
         )
         self.data_changed()
 
     def on_unmount(self) -> None:
+        if self.upkeep is not None:
+            self.upkeep.indexer.cancel("the app closed")
         if self.engine is not None:
             with contextlib.suppress(Exception):
                 self.engine.close()
@@ -200,6 +203,8 @@ class EphemeraApp(App[None]):
         if state.sync_error and state.sync_error != self._last_error:
             self.notify(state.sync_error, title="Vector sync", severity="warning", markup=False)
         self._last_error = state.sync_error
+        if state.notice:
+            self.notify(state.notice, title="Search index", markup=False)
         if self._signature is not None and state.signature != self._signature:
             self.data_version += 1
             self._refresh_tags()

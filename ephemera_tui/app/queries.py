@@ -24,6 +24,7 @@ class JournalState:
     newest_id: int | None
     vector_state: str
     sync_error: str | None = None
+    notice: str | None = None  # news from the upkeep pass (a background index build)
 
     @property
     def signature(self) -> tuple[int, int | None]:
@@ -35,9 +36,11 @@ def journal_state(engine: Engine, upkeep: Worker | None = None) -> JournalState:
     """Optionally run one upkeep pass (drain the outbox, cross-check a slice, back up when due),
     then count memories and pending vectors."""
     error: str | None = None
+    notice: str | None = None
     if upkeep is not None:
         run = upkeep.run_once()
         error = "; ".join(run.errors) or None
+        notice = run.index
     newest = engine.browse(limit=1)
     status = engine.vector_status
     return JournalState(
@@ -46,6 +49,7 @@ def journal_state(engine: Engine, upkeep: Worker | None = None) -> JournalState:
         newest_id=newest[0].id if newest else None,
         vector_state="" if status == "ok" else status,
         sync_error=error if status == "ok" else None,
+        notice=notice,
     )
 
 

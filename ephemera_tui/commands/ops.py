@@ -68,6 +68,16 @@ def _health_lines(data: dict[str, Any]) -> list[str]:
         lines.append(f"last vector error: {data['outbox_last_error']}")
     if data.get("last_backup_error"):
         lines.append(f"last backup error: {data['last_backup_error'].get('error')}")
+    build = data.get("last_index_build")
+    if data.get("index_building"):
+        lines.append("HNSW index: building in the background")
+    elif build and build.get("error"):
+        lines.append(f"last index build failed: {build['error']}")
+    elif build:
+        lines.append(
+            f"last index build: {build.get('indexed')} of {build.get('points')} vectors "
+            f"in {build.get('seconds')}s"
+        )
     return lines
 
 
@@ -150,7 +160,8 @@ def worker(
         elif run.ran and (run.synced or run.found or run.backup or run.errors) or once:
             typer.echo(f"worker: {run.summary()}", err=True)
         if run.ran and recall_every > 0:
-            sample_after_run(engine, recall_every * 3600, release=not engine.settings.qdrant_url)
+            release = not engine.settings.qdrant_url and not runner.indexer.active
+            sample_after_run(engine, recall_every * 3600, release=release)
 
     with engine_session() as engine:
         settings = engine.settings
@@ -168,6 +179,7 @@ def worker(
             keep_daily=keep_daily,
             keep_weekly=keep_weekly,
             release_vectors=not engine.settings.qdrant_url,
+            index_threshold=0 if once else settings.index_threshold,  # builds take minutes
             on_run=report,
         )
         if metrics_port is not None:

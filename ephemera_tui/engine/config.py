@@ -46,6 +46,7 @@ class Settings:
     rrf_k: int = 60
     keyword_budget: int = 2000  # FTS5 postings scored per query before common words drop
     hnsw_ef: int = 128
+    index_threshold: int = 20_000  # unindexed vectors before a background HNSW build; 0: never
     sync_interval: float = 1.0
     backup_dir: Path | None = None  # default: <data_dir>/backups
     backup_every_hours: float = 24.0  # scheduled backups by the worker; 0 turns them off

@@ -25,6 +25,7 @@ from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
 
 if TYPE_CHECKING:
     from .reembed import ReembedReport
+    from .vectors import EdgeVectors
 
 VECTOR_RETRY_SECONDS = 3.0
 
@@ -189,6 +190,37 @@ class Engine:
         if self._vectors is not None:
             return "ok"
         return self._vector_error or "not opened yet"
+
+    def adopt_vectors(
+        self, fresh: EdgeVectors, collection: str, *, replaces: EdgeVectors, expected: str
+    ) -> int | None:
+        """Switch from the open embedded store ``replaces`` to ``fresh`` (a rebuilt copy of
+        it), first replaying into the copy every id written to the old one since its journal
+        started. None (nothing switched) when ``replaces`` is no longer the open store or the
+        active collection is no longer ``expected``. Returns how many ids were replayed."""
+        with self._open_lock, replaces.frozen():
+            if self._vectors is not replaces or self.vector_collection() != expected:
+                return None
+            journal = replaces.take_journal()
+            if journal is None:
+                return None
+            ids = sorted(journal)
+            for start in range(0, len(ids), 256):
+                chunk = ids[start : start + 256]
+                vectors = replaces.vectors(chunk)
+                payloads = replaces.payloads(chunk)
+                fresh.upsert([VectorPoint(i, vectors[i], payloads[i]) for i in vectors])
+                fresh.delete([i for i in chunk if i not in vectors])
+            fresh.flush()
+            recorded = self.store.get_meta("vector_collection")
+            if (recorded or COLLECTION) != expected:
+                return None
+            if not self.store.swap_meta("vector_collection", recorded, collection):
+                return None  # a re-embed in another process switched it just now
+            self._vectors = fresh
+            self._vectors_collection = collection
+            replaces.close()
+            return len(ids)
 
     def release_vectors(self) -> None:
         """Close the vector store so another process can take it (and retry later)."""

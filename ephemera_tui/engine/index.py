@@ -10,11 +10,23 @@ appendable plain segment and are searchable at once; run it again from time to t
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
 
 from .errors import EphemeraError, VectorStoreError
+from .store import META
+from .vectors import EdgeVectors, VectorPoint, drop_edge_shard
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -42,3 +54,236 @@ def build_index(engine: Engine) -> IndexBuild:
     optimize()
     vectors.flush()
     return IndexBuild(before, index_info(), round(time.perf_counter() - started, 1))
+
+
+# ---------------------------------------------------------------------------- in the background
+
+BUILD_KEY = "index_build"  # the collection a background build is writing (for cleanup)
+LAST_BUILD_KEY = "index_build_last"  # outcome of the last background build
+RETRY_AFTER_FAILURE = 3600.0
+EXPORT_PAGE = 1000
+_SUFFIX = re.compile(r"__hnsw\d+$")
+
+
+def unindexed(engine: Engine) -> int:
+    """Vectors of the open embedded store not yet in an HNSW index (0 for a server)."""
+    vectors = engine._vectors  # noqa: SLF001 - only look at a store this engine holds
+    index_info = getattr(vectors, "index_info", None)
+    if index_info is None:
+        return 0
+    info = index_info()
+    return int(info["points"]) - int(info["indexed"])
+
+
+class BackgroundIndex:
+    """Builds the HNSW index without blocking search or capture, for the process that holds the
+    embedded store (the app, or ``ephemera worker``):
+
+    1. start: record every id written from now on, export all points page by page (each page
+       holds the store for a few ms), and start ``python -m ephemera_tui.engine.index`` at low
+       priority; it loads them into a new shard and builds its index (minutes, its own GIL);
+    2. poll: meanwhile this process keeps searching and writing the old shard;
+    3. swap: open the new shard, replay the ids written meanwhile from the old one, switch
+       ``vector_collection`` (compare-and-set in SQL) and the engine's open store at once, and
+       drop the old shard. Anything odd on the way (the store was closed or switched by a
+       backup or a re-embed, the builder failed) drops the copy; the old shard keeps serving.
+    """
+
+    def __init__(self, engine: Engine, threshold: int) -> None:
+        self.engine = engine
+        self.threshold = threshold
+        self._process: subprocess.Popen[bytes] | None = None
+        self._source: EdgeVectors | None = None
+        self._source_name = ""
+        self._target_name = ""
+        self._started = 0.0
+        self.last: dict[str, Any] | None = None  # what the last finished build did
+
+    @property
+    def active(self) -> bool:
+        return self._process is not None
+
+    def step(self) -> str | None:
+        """Start, poll or finish a build; a line saying what happened, or None (nothing did)."""
+        if self._process is None:
+            self._clean_leftover()
+            if not self._due():
+                return None
+            return self._start()
+        if self._process.poll() is None:
+            return None
+        return self._finish()
+
+    def cancel(self, reason: str) -> None:
+        """Stop a build in progress (at shutdown); its files are dropped."""
+        if self._process is not None:
+            if self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            with contextlib.suppress(EphemeraError):
+                self._fail(reason)
+
+    # ------------------------------------------------------------------ steps
+
+    def _due(self) -> bool:
+        engine = self.engine
+        if self.threshold <= 0 or engine.settings.qdrant_url:
+            return False
+        if engine.store.get_meta("reembed_target"):
+            return False  # a re-embed is building its own collection
+        raw = engine.store.get_meta(LAST_BUILD_KEY)
+        last = json.loads(raw) if raw else {}
+        if last.get("error") and engine.clock() - last.get("at", 0) < RETRY_AFTER_FAILURE:
+            return False
+        # qdrant leaves small segments unindexed (exact search is as fast there): count only
+        # what became unindexed since the last build, or every small store would rebuild
+        left_before = int(last.get("points", 0)) - int(last.get("indexed", 0))
+        return unindexed(engine) - max(0, left_before) >= self.threshold
+
+    def _start(self) -> str | None:
+        engine = self.engine
+        source = engine._vectors  # noqa: SLF001
+        if not isinstance(source, EdgeVectors):
+            return None
+        self._source = source
+        self._source_name = engine.vector_collection()
+        stamp = int(engine.clock() * 1000)
+        self._target_name = f"{_SUFFIX.sub('', self._source_name)}__hnsw{stamp}"
+        target = engine.settings.vectors_path.parent / self._target_name
+        work = target.parent / f"{target.name}.build"
+        work.mkdir(parents=True, exist_ok=True)
+        engine.store.set_meta(BUILD_KEY, self._target_name)
+        source.start_journal()
+        count = _export(source, work)
+        self._started = time.perf_counter()
+        args = [sys.executable, "-m", "ephemera_tui.engine.index", str(work), str(target)]
+        args.append(str(source.dim))
+        self._process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=(work / "builder.log").open("wb"),
+            start_new_session=True,  # a ctrl+c in the app's terminal is not the builder's
+        )
+        return f"building the HNSW index of {count} vectors in the background"
+
+    def _finish(self) -> str:
+        engine = self.engine
+        process, self._process = self._process, None
+        source = self._source
+        assert process is not None and source is not None
+        target = engine.settings.vectors_path.parent / self._target_name
+        work = target.parent / f"{target.name}.build"
+        result_file = work / "result.json"
+        if process.returncode != 0 or not result_file.exists():
+            log = (work / "builder.log").read_text(errors="replace").strip().splitlines()
+            self._fail(
+                f"index builder exited with {process.returncode}: "
+                + (log[-1] if log else "no message")
+            )
+        try:
+            fresh = EdgeVectors(target, source.dim, hnsw_ef=engine.settings.hnsw_ef)
+        except EphemeraError as exc:
+            self._fail(f"cannot open the rebuilt store: {exc}")
+        try:
+            replayed = engine.adopt_vectors(
+                fresh, self._target_name, replaces=source, expected=self._source_name
+            )
+        except EphemeraError as exc:
+            fresh.close()
+            self._fail(str(exc))
+        if replayed is None:
+            fresh.close()
+            self._fail("the vector store was closed or switched during the build")
+        drop_edge_shard(engine.settings.vectors_path.parent / self._source_name)
+        shutil.rmtree(work, ignore_errors=True)
+        built = json.loads(result_file.read_text()) if result_file.exists() else {}
+        info = fresh.index_info()
+        self.last = {
+            "at": int(engine.clock()),
+            "collection": self._target_name,
+            "points": info["points"],
+            "indexed": info["indexed"],
+            "replayed": replayed,
+            "seconds": round(time.perf_counter() - self._started, 1),
+            "build_seconds": built.get("seconds"),
+        }
+        with engine.store.write() as conn:
+            conn.execute(META.delete().where(META.c.key.in_([BUILD_KEY, LAST_BUILD_KEY])))
+            conn.execute(META.insert().values(key=LAST_BUILD_KEY, value=json.dumps(self.last)))
+        self._source = None
+        return (
+            f"HNSW index built: {info['indexed']} of {info['points']} vectors indexed "
+            f"in {self.last['seconds']}s, {replayed} writes replayed"
+        )
+
+    def _fail(self, error: str) -> NoReturn:
+        engine = self.engine
+        if self._source is not None:
+            self._source.take_journal()
+        self._process = None
+        self._source = None
+        record = {"at": int(engine.clock()), "error": error}
+        self.last = record
+        engine.store.set_meta(LAST_BUILD_KEY, json.dumps(record))
+        self._clean_leftover()
+        raise EphemeraError(f"background index build failed: {error}")
+
+    def _clean_leftover(self) -> None:
+        """Drop the copy of a build this process is not running (it died, or failed)."""
+        name = self.engine.store.get_meta(BUILD_KEY)
+        if not name or name == self.engine.vector_collection():
+            return
+        if drop_edge_shard(self.engine.settings.vectors_path.parent / name):
+            self.engine.store.set_meta(BUILD_KEY, "")
+
+
+def _export(source: EdgeVectors, work: Path) -> int:
+    """Write every point of ``source`` to ``work`` (ids.npy, vectors.npy, payloads.jsonl),
+    one page at a time so that searches and writes interleave."""
+    ids: list[int] = []
+    chunks: list[np.ndarray] = []
+    after = -1
+    with (work / "payloads.jsonl").open("w", encoding="utf-8") as payloads:
+        while True:
+            page = source.export(after, EXPORT_PAGE)
+            if not page:
+                break
+            ids.extend(point_id for point_id, _, _ in page)
+            chunks.append(np.asarray([vector for _, vector, _ in page], dtype=np.float32))
+            payloads.writelines(json.dumps(payload) + "\n" for _, _, payload in page)
+            after = page[-1][0]
+            time.sleep(0)  # let a waiting search have the store
+    np.save(work / "ids.npy", np.asarray(ids, dtype=np.uint64))
+    dim = int(source.dim)
+    np.save(work / "vectors.npy", np.concatenate(chunks) if chunks else np.empty((0, dim)))
+    return len(ids)
+
+
+def _build_from_export(work: Path, target: Path, dim: int) -> None:
+    """The builder process: a new shard at ``target`` from ``work``'s export, indexed."""
+    with contextlib.suppress(OSError):
+        os.nice(10)
+    started = time.perf_counter()
+    ids = np.load(work / "ids.npy")
+    vectors = np.load(work / "vectors.npy", mmap_mode="r")
+    store = EdgeVectors(target, dim)
+    try:
+        with (work / "payloads.jsonl").open(encoding="utf-8") as payloads:
+            batch: list[VectorPoint] = []
+            for n, line in enumerate(payloads):
+                batch.append(VectorPoint(int(ids[n]), np.asarray(vectors[n]), json.loads(line)))
+                if len(batch) == EXPORT_PAGE:
+                    store.upsert(batch)
+                    batch = []
+            store.upsert(batch)
+        store.optimize()
+        info = store.index_info()
+    finally:
+        store.close()
+    result = {**info, "seconds": round(time.perf_counter() - started, 1)}
+    (work / "result.json").write_text(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _build_from_export(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))

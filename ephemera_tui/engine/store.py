@@ -928,6 +928,17 @@ class SqlStore:
             conn.execute(delete(META).where(META.c.key == key))
             conn.execute(insert(META).values(key=key, value=value))
 
+    def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
+        """Set ``key`` to ``value`` only if it still holds ``expected`` (None: unset), in one
+        transaction; False when another process changed it first."""
+        with self.write() as conn:
+            current = conn.execute(select(META.c.value).where(META.c.key == key)).scalar()
+            if current != expected:
+                return False
+            conn.execute(delete(META).where(META.c.key == key))
+            conn.execute(insert(META).values(key=key, value=value))
+            return True
+
 
 class _Row:
     """Attribute access over a dict, so fresh rows go through the same converter as fetched ones."""

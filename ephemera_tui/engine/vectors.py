@@ -11,7 +11,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -113,6 +113,7 @@ class EdgeVectors:
         self.hnsw_ef = hnsw_ef
         self._lock = threading.RLock()
         self._closed = False
+        self._journal: set[int] | None = None  # ids written while a background index builds
         meta_path = path.parent / f"{path.name}.json"
         # Held for the shard's lifetime: a second process must not even start to create or
         # load the shard (two racing creators corrupt it; edge's own WAL lock comes too late).
@@ -202,11 +203,43 @@ class EdgeVectors:
         batch = [q.Point(p.id, p.vector.astype(np.float32).tolist(), p.payload) for p in points]
         with self._lock:
             self._call("upsert", "update", q.UpdateOperation.upsert_points(batch))
+            if self._journal is not None:
+                self._journal.update(p.id for p in points)
 
     def delete(self, ids: Sequence[int]) -> None:
         if ids:
             with self._lock:
                 self._call("delete", "update", self._q.UpdateOperation.delete_points(list(ids)))
+                if self._journal is not None:
+                    self._journal.update(ids)
+
+    def start_journal(self) -> None:
+        """Record the ids of every write from now on (replayed into a rebuilt copy)."""
+        with self._lock:
+            self._journal = set()
+
+    def take_journal(self) -> set[int] | None:
+        """The ids written since :meth:`start_journal` (None if it never started); stops it."""
+        with self._lock:
+            journal, self._journal = self._journal, None
+            return journal
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Hold off every other thread's calls on this shard (for a consistent hand-over)."""
+        with self._lock:
+            yield
+
+    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
+        """Up to ``limit`` points with ids above ``after_id``: id, vector and payload."""
+        q = self._q
+        start = after_id + 1 if after_id >= 0 else None
+        records, _next = self._call(
+            "scroll",
+            "scroll",
+            q.ScrollRequest(offset=start, limit=limit, with_payload=True, with_vector=True),
+        )
+        return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
 
     def search(
         self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
@@ -545,4 +578,5 @@ def drop_edge_shard(path: Path) -> bool:
     finally:
         lock_path.unlink(missing_ok=True)
         _unlock(fd)
+    shutil.rmtree(path.parent / f"{path.name}.build", ignore_errors=True)  # an index build's
     return True

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from .core import classify_vectors
 from .domain import CheckReport
 from .errors import DatabaseError, EmbeddingError, EphemeraError, VectorStoreError
+from .index import BUILD_KEY, LAST_BUILD_KEY, BackgroundIndex
 from .store import META, OUTBOX
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class WorkerRun:
     repaired: int = 0
     wrapped: bool = False
     backup: str | None = None
+    index: str | None = None  # what the background HNSW build did this run
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -97,6 +99,8 @@ class WorkerRun:
             parts.append(f"found {self.found}, repaired {self.repaired}")
         if self.backup:
             parts.append(f"backup {self.backup}")
+        if self.index:
+            parts.append(self.index)
         if self.errors:
             parts.append("errors: " + "; ".join(self.errors))
         return ", ".join(parts)
@@ -303,7 +307,10 @@ class Worker:
 
     ``backup_dir``: where scheduled backup sets go (None: no scheduled backups).
     ``release_vectors``: close the embedded vector store after each run so other processes
-    (the CLI, the app) can open it in between; the headless worker does this.
+    (the CLI, the app) can open it in between; the headless worker does this, except while it
+    builds an index in the background.
+    ``index_threshold``: build the embedded store's HNSW index in the background (see
+    :class:`~.index.BackgroundIndex`) once this many vectors are not in it; 0: never.
     """
 
     def __init__(
@@ -318,6 +325,7 @@ class Worker:
         keep_daily: int = 7,
         keep_weekly: int = 4,
         release_vectors: bool = False,
+        index_threshold: int = 0,
         owner: str | None = None,
         on_run: Callable[[WorkerRun], None] | None = None,
     ) -> None:
@@ -330,6 +338,7 @@ class Worker:
         self.keep_daily = keep_daily
         self.keep_weekly = keep_weekly
         self.release_after_run = release_vectors
+        self.indexer = BackgroundIndex(engine, index_threshold)
         self.on_run = on_run
         self._run_lock = threading.Lock()
         self.last_run: WorkerRun | None = None
@@ -356,8 +365,10 @@ class Worker:
                 self._drop_retired(run)
                 if self.lease.claim():
                     self._check(run)
+                if self.lease.claim() and not self.indexer.active:
+                    self._backup_if_due(run)  # a backup closes the store: not during a build
                 if self.lease.claim():
-                    self._backup_if_due(run)
+                    self._index(run)
                 run.pending = self.engine.store.pending_count()
                 self.engine.store.set_meta(
                     LAST_RUN_KEY,
@@ -372,7 +383,7 @@ class Worker:
             except EphemeraError as exc:
                 run.errors.append(str(exc))
             finally:
-                if self.release_after_run:
+                if self.release_after_run and not self.indexer.active:
                     try:
                         self.engine.release_vectors()
                     except Exception as exc:  # noqa: BLE001 - never let closing kill the loop
@@ -390,6 +401,7 @@ class Worker:
                     self.on_run(run)
                 stop_event.wait(self.interval)
         finally:
+            self.indexer.cancel("the worker stopped")
             with contextlib.suppress(EphemeraError):
                 self.lease.release()
 
@@ -434,6 +446,12 @@ class Worker:
             engine.store.set_meta(LAST_FULL_KEY, now)
         else:
             engine.store.set_meta(CURSOR_KEY, str(report.upto_id))
+
+    def _index(self, run: WorkerRun) -> None:
+        try:
+            run.index = self.indexer.step()
+        except EphemeraError as exc:
+            run.errors.append(str(exc))
 
     def _backup_if_due(self, run: WorkerRun) -> None:
         if self.backup_dir is None:
@@ -499,6 +517,7 @@ def health(engine: Engine) -> dict[str, Any]:
     if backup is not None:
         backup = {**backup, "age_s": max(0.0, round(now - float(backup.get("at", 0)), 1))}
     raw_error = engine.store.get_meta(LAST_BACKUP_ERROR_KEY)
+    raw_index = engine.store.get_meta(LAST_BUILD_KEY)
     cursor = _meta_int(engine, CURSOR_KEY)
     return {
         "pending": outbox["pending"],
@@ -513,6 +532,8 @@ def health(engine: Engine) -> dict[str, Any]:
         "check_cursor": None if cursor <= 0 else cursor,
         "last_backup": backup,
         "last_backup_error": json.loads(raw_error) if raw_error else None,
+        "index_building": bool(engine.store.get_meta(BUILD_KEY)),
+        "last_index_build": json.loads(raw_index) if raw_index else None,
         "worker": worker,
         "vector_status": engine.vector_status,
     }

@@ -1,0 +1,153 @@
+"""The HNSW build in the background: a builder process indexes a copy of the embedded store
+while this process keeps searching and writing; the copy then takes over with nothing lost."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from ephemera_tui.engine import Draft, Engine, Settings
+from ephemera_tui.engine.index import BUILD_KEY, LAST_BUILD_KEY
+from ephemera_tui.engine.worker import Worker, WorkerRun, health
+
+from .conftest import FixedClock
+
+pytestmark = pytest.mark.slow
+
+
+def _fill(engine: Engine, count: int) -> None:
+    rows = (
+        (
+            Draft(
+                f"note {i} on topic{i % 41} and theme{i % 13}",
+                created_at=1_600_000_000 + i,
+                tags=(f"t{i % 5}",),
+            ),
+            None,
+        )
+        for i in range(count)
+    )
+    engine.import_drafts(rows, batch_size=1000)
+
+
+def _until_finished(worker: Worker, timeout: float = 180.0) -> WorkerRun:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = worker.run_once()
+        if not worker.indexer.active:
+            return run
+        time.sleep(0.2)
+    raise AssertionError("the background index build did not finish")
+
+
+def test_build_runs_beside_search_and_writes_then_takes_over(
+    settings: Settings, clock: FixedClock
+) -> None:
+    with Engine(settings, clock=clock) as engine:
+        _fill(engine, 8000)  # ~12 MB of vectors: qdrant indexes segments from ~10 MB up
+        old_shard = engine.vectors_path
+        worker = Worker(engine, index_threshold=1000)
+        started = worker.run_once()
+        assert started.index is not None and "building the HNSW index of 8000" in started.index
+        assert worker.indexer.active and health(engine)["index_building"]
+
+        # meanwhile: capture, edit, delete, and search by meaning in this process
+        added = engine.add(Draft("a violet kite over the harbour during the build"))
+        first, second = engine.browse(limit=2, offset=10)
+        engine.update(
+            first.id, Draft("rewritten while the index was building", created_at=first.created_at)
+        )
+        engine.delete(second.id)
+        during = engine.search("violet kite harbour")
+        assert during.notices == () and during.mode == "hybrid"
+        assert during.hits[0].memory.id == added.id
+        assert engine.vectors() is not None
+
+        finished = _until_finished(worker)
+        assert finished.errors == []
+        assert finished.index is not None and finished.index.startswith("HNSW index built")
+
+        assert engine.vector_collection().startswith("ephemera_memory_vectors__hnsw")
+        assert not old_shard.exists()  # the old shard was dropped
+        info = engine.vectors().index_info()  # type: ignore[union-attr]
+        assert info["points"] == engine.count() == 8000
+        assert info["indexed"] >= 7000
+        assert engine.check().problems == 0  # the writes made during the build were replayed
+        assert engine.search("violet kite harbour").hits[0].memory.id == added.id
+        assert engine.search("rewritten while building").hits[0].memory.id == first.id
+        last = json.loads(engine.store.get_meta(LAST_BUILD_KEY) or "{}")
+        assert last["replayed"] == 3 and last["points"] == 8000
+        assert not health(engine)["index_building"]
+        assert not list(old_shard.parent.glob("*.build"))
+
+        # the next build starts only once enough vectors are unindexed again
+        assert worker.run_once().index is None
+
+
+def test_a_reopened_engine_keeps_the_rebuilt_store(settings: Settings, clock: FixedClock) -> None:
+    with Engine(settings, clock=clock) as engine:
+        _fill(engine, 3000)
+        worker = Worker(engine, index_threshold=1000)
+        worker.run_once()
+        _until_finished(worker)
+        collection = engine.vector_collection()
+    with Engine(settings, clock=clock) as engine:
+        assert engine.vector_collection() == collection
+        assert engine.vectors() is not None
+        assert engine.check().problems == 0
+        assert engine.search("topic7 theme3 tag:t2").hits
+
+
+def test_a_failed_build_leaves_the_old_store_serving(
+    settings: Settings, clock: FixedClock
+) -> None:
+    with Engine(settings, clock=clock) as engine:
+        _fill(engine, 3000)
+        active = engine.vector_collection()
+        worker = Worker(engine, index_threshold=1000)
+        worker.run_once()
+        process = worker.indexer._process  # noqa: SLF001 - kill the builder mid-way
+        assert process is not None
+        process.kill()
+        process.wait()
+        run = worker.run_once()
+        assert any("background index build failed" in e for e in run.errors)
+        assert engine.vector_collection() == active
+        assert engine.vectors() is not None and engine.check().problems == 0
+        leftovers = [p for p in engine.vectors_path.parent.iterdir() if "__hnsw" in p.name]
+        assert leftovers == []
+        assert not engine.store.get_meta(BUILD_KEY)
+        assert "error" in json.loads(engine.store.get_meta(LAST_BUILD_KEY) or "{}")
+        assert worker.run_once().index is None  # no retry within the hour
+        clock.advance(3601)
+        assert "building" in (worker.run_once().index or "")
+        _until_finished(worker)
+        assert engine.vector_collection() != active
+
+
+def test_a_store_reopened_during_the_build_drops_the_copy(
+    settings: Settings, clock: FixedClock
+) -> None:
+    with Engine(settings, clock=clock) as engine:
+        _fill(engine, 2000)
+        active = engine.vector_collection()
+        worker = Worker(engine, index_threshold=1000)
+        worker.run_once()
+        engine.release_vectors()  # as a manual snapshot does: the journal ends with the store
+        assert engine.vectors() is not None
+        run = _until_finished(worker)
+        assert any("closed or switched" in e for e in run.errors)
+        assert engine.vector_collection() == active
+        assert engine.check().problems == 0
+
+
+def test_nothing_is_built_below_the_threshold_or_when_turned_off(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
+    with Engine(settings) as engine:
+        _fill(engine, 500)
+        assert Worker(engine, index_threshold=1000).run_once().index is None
+        assert Worker(engine, index_threshold=0).run_once().index is None
+        assert Settings().index_threshold == 20_000
