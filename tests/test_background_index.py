@@ -101,9 +101,7 @@ def test_a_reopened_engine_keeps_the_rebuilt_store(settings: Settings, clock: Fi
         assert engine.search("topic7 theme3 tag:t2").hits
 
 
-def test_a_failed_build_leaves_the_old_store_serving(
-    settings: Settings, clock: FixedClock
-) -> None:
+def test_a_failed_build_leaves_the_old_store_serving(settings: Settings, clock: FixedClock) -> None:
     with Engine(settings, clock=clock) as engine:
         _fill(engine, 3000)
         active = engine.vector_collection()

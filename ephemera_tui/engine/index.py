@@ -1,11 +1,15 @@
-"""Building the embedded store's HNSW index, in a process that does nothing else.
+"""Building the embedded store's HNSW index without blocking search or capture.
 
 An unindexed (plain) shard answers by exact scan: ~10 ms at 100k points, growing linearly.
 qdrant-edge's ``optimize()`` builds HNSW (m=16, ef_construct=100) but holds the GIL for its
-whole run (minutes at 100k on 2 cores), so it never runs inside the app: ``ephemera optimize``
-runs it in its own process while nothing else holds the store (other processes keep writing
-to SQL and the outbox, and search by keyword meanwhile). Points added afterwards land in an
-appendable plain segment and are searchable at once; run it again from time to time.
+whole run (minutes at 100k on 2 cores), so it never runs on a thread of the app:
+
+- :class:`BackgroundIndex` (driven by the upkeep worker of the app or of ``ephemera worker``)
+  has a builder process index a copy of the store while this one keeps serving, then swaps;
+- :func:`build_index` (``ephemera optimize``) builds in place, in a process that holds the
+  store and does nothing else.
+
+Points added after a build land in an appendable plain segment and are searchable at once.
 """
 
 from __future__ import annotations
@@ -43,7 +47,14 @@ def build_index(engine: Engine) -> IndexBuild:
     """Drain the outbox, then build the HNSW index of the embedded store in this process."""
     vectors = engine.vectors()
     if vectors is None:
-        raise VectorStoreError(engine.vector_status)
+        status = engine.vector_status
+        if "another process" in status:
+            threshold = engine.settings.index_threshold
+            status += (
+                f"; that process builds the index in the background once {threshold} vectors "
+                "are unindexed (index_threshold)"
+            )
+        raise VectorStoreError(status)
     optimize = getattr(vectors, "optimize", None)
     index_info = getattr(vectors, "index_info", None)
     if optimize is None or index_info is None:
