@@ -250,25 +250,27 @@ class BackgroundIndex:
 
 
 def _export(source: EdgeVectors, work: Path) -> int:
-    """Write every point of ``source`` to ``work`` (ids.npy, vectors.npy, payloads.jsonl),
-    one page at a time so that searches and writes interleave."""
-    ids: list[int] = []
-    chunks: list[np.ndarray] = []
+    """Stream every point of ``source`` into ``work`` (raw ids.u64 and vectors.f32, and
+    payloads.jsonl), one page at a time so that searches and writes interleave and memory
+    stays flat at any size."""
+    count = 0
     after = -1
-    with (work / "payloads.jsonl").open("w", encoding="utf-8") as payloads:
+    with (
+        (work / "ids.u64").open("wb") as ids,
+        (work / "vectors.f32").open("wb") as vectors,
+        (work / "payloads.jsonl").open("w", encoding="utf-8") as payloads,
+    ):
         while True:
             page = source.export(after, EXPORT_PAGE)
             if not page:
                 break
-            ids.extend(point_id for point_id, _, _ in page)
-            chunks.append(np.asarray([vector for _, vector, _ in page], dtype=np.float32))
+            ids.write(np.asarray([pid for pid, _, _ in page], dtype=np.uint64).tobytes())
+            vectors.write(np.asarray([vec for _, vec, _ in page], dtype=np.float32).tobytes())
             payloads.writelines(json.dumps(payload) + "\n" for _, _, payload in page)
             after = page[-1][0]
+            count += len(page)
             time.sleep(0)  # let a waiting search have the store
-    np.save(work / "ids.npy", np.asarray(ids, dtype=np.uint64))
-    dim = int(source.dim)
-    np.save(work / "vectors.npy", np.concatenate(chunks) if chunks else np.empty((0, dim)))
-    return len(ids)
+    return count
 
 
 def _build_from_export(work: Path, target: Path, dim: int) -> None:
@@ -276,8 +278,8 @@ def _build_from_export(work: Path, target: Path, dim: int) -> None:
     with contextlib.suppress(OSError):
         os.nice(10)
     started = time.perf_counter()
-    ids = np.load(work / "ids.npy")
-    vectors = np.load(work / "vectors.npy", mmap_mode="r")
+    ids = np.fromfile(work / "ids.u64", dtype=np.uint64)
+    vectors = np.memmap(work / "vectors.f32", dtype=np.float32, mode="r").reshape(-1, dim)
     store = EdgeVectors(target, dim)
     try:
         with (work / "payloads.jsonl").open(encoding="utf-8") as payloads:

@@ -63,6 +63,7 @@ class StatusData:
     metrics: dict[str, Any]
     stamps: dict[str, float | None] = field(default_factory=dict)
     worker: str | None = None
+    index: str | None = None  # the background HNSW build: running, or how the last one went
 
 
 def load_status(engine: Engine) -> StatusData:
@@ -72,6 +73,7 @@ def load_status(engine: Engine) -> StatusData:
     metrics = collect(engine, series=60)
     stamps: dict[str, float | None] = {"sync": metrics.get("last_sync_at")}
     worker: str | None = None
+    index: str | None = None
     health: dict[str, Any] | None = None
     with contextlib.suppress(Exception):
         from ...engine.worker import health as worker_health
@@ -86,10 +88,22 @@ def load_status(engine: Engine) -> StatusData:
         if run:
             stamps["worker"] = run.get("at")
             worker = run.get("summary")
+        index = _index_note(health)
     else:
         raw = engine.store.get_meta("last_check")
         stamps["check"] = float(raw) if raw else None
-    return StatusData(metrics, stamps, worker)
+    return StatusData(metrics, stamps, worker, index)
+
+
+def _index_note(health: dict[str, Any]) -> str | None:
+    if health.get("index_building"):
+        return "HNSW build running in the background"
+    last = health.get("last_index_build")
+    if not last:
+        return None
+    if last.get("error"):
+        return f"last HNSW build failed: {last['error']}"
+    return f"HNSW: {last.get('indexed')} of {last.get('points')} indexed by the last build"
 
 
 def fmt_ms(value: float | None) -> str:
@@ -236,7 +250,11 @@ class HealthPanel(Widget):
                 + ("" if lag is None else f", oldest {lag:.0f}s"),
                 warn=bool(outbox.get("size")) and (lag or 0) > 60,
             ),
-            row("Index", f"recall@10 {recall_text}", warn=recall is not None and recall < 0.9),
+            row(
+                "Index",
+                f"recall@10 {recall_text}" + (f" · {self.data.index}" if self.data.index else ""),
+                warn=recall is not None and recall < 0.9,
+            ),
             row("Errors", error_text, warn=bool(errors)),
             row(
                 "Last",
