@@ -82,6 +82,8 @@ def main() -> int:
                 runs.append(((time.perf_counter() - mark) * 1000, run.index, run.errors))
                 if run.index and run.index.startswith("HNSW index built"):
                     return
+                if any("index build failed" in error for error in run.errors):
+                    return
                 stop.wait(1.0)
 
         started = time.perf_counter()
@@ -102,9 +104,11 @@ def main() -> int:
         check = engine.check()
         last = json.loads(engine.store.get_meta("index_build_last") or "{}")
         engine.close()
+    errors = [e for _, _, errs in runs for e in errs]
+    if not any(index and index.startswith("HNSW index built") for _, index, _ in runs):
+        raise SystemExit(f"the build did not finish: {errors}")
     start_ms = next(ms for ms, index, _ in runs if index and index.startswith("building"))
     swap_ms = next(ms for ms, index, _ in runs if index and index.startswith("HNSW index built"))
-    errors = [e for _, _, errs in runs for e in errs]
     print(
         table(
             ["searches (hybrid + filter)", "n", "p50 ms", "p95 ms", "max ms"],
@@ -119,7 +123,8 @@ def main() -> int:
     print(
         f"\n{args.size} memories: build started to finished {total_s:.0f}s (builder process "
         f"{last.get('build_seconds')}s); worker pass that exported the store {start_ms:.0f} ms, "
-        f"pass that handed over {swap_ms:.0f} ms ({last.get('replayed')} writes replayed); "
+        f"pass that handed over {swap_ms:.0f} ms (opening the new shard {last.get('open_ms')} ms, "
+        f"replaying {last.get('replayed')} writes {last.get('replay_ms')} ms); "
         f"indexed {info['indexed']} of {info['points']}; check problems {check.problems}; "
         f"errors {errors or 'none'}"
     )

@@ -87,6 +87,24 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
         assert worker.run_once().index is None
 
 
+def test_the_hand_over_waits_for_the_user_to_pause(settings: Settings, clock: FixedClock) -> None:
+    idle = [False]
+    with Engine(settings, clock=clock) as engine:
+        _fill(engine, 2000)
+        active = engine.vector_collection()
+        worker = Worker(engine, index_threshold=1000, idle=lambda: idle[0])
+        worker.run_once()
+        process = worker.indexer._process  # noqa: SLF001
+        assert process is not None
+        process.wait(timeout=120)
+        for _ in range(3):  # the copy is ready, but the user is typing
+            assert worker.run_once().index is None
+            assert worker.indexer.active and engine.vector_collection() == active
+        idle[0] = True
+        assert (worker.run_once().index or "").startswith("HNSW index built")
+        assert engine.vector_collection() != active
+
+
 def test_a_reopened_engine_keeps_the_rebuilt_store(settings: Settings, clock: FixedClock) -> None:
     with Engine(settings, clock=clock) as engine:
         _fill(engine, 3000)

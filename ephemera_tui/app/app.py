@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
@@ -106,6 +106,7 @@ class EphemeraApp(App[None]):
         self.known_tags: list[str] = []
         self._signature: tuple[int, int | None] | None = None
         self._last_error: str | None = None
+        self._last_input = time.monotonic()  # when the user last pressed a key or clicked
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,8 +164,18 @@ class EphemeraApp(App[None]):
             backup_dir=self.settings.resolved_backup_dir,
             backup_every=self.settings.backup_every_hours * 3600,
             index_threshold=self.settings.index_threshold,
+            idle=self.user_idle,
         )
         self.data_changed()
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            self._last_input = time.monotonic()
+        await super().on_event(event)
+
+    def user_idle(self, seconds: float = 2.0) -> bool:
+        """No key or click for ``seconds`` (thread-safe: one float read)."""
+        return time.monotonic() - self._last_input >= seconds
 
     def on_unmount(self) -> None:
         if self.upkeep is not None:

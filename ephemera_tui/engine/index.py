@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -72,6 +73,7 @@ def build_index(engine: Engine) -> IndexBuild:
 BUILD_KEY = "index_build"  # the collection a background build is writing (for cleanup)
 LAST_BUILD_KEY = "index_build_last"  # outcome of the last background build
 RETRY_AFTER_FAILURE = 3600.0
+HAND_OVER_MAX_WAIT = 600.0
 EXPORT_PAGE = 1000
 _SUFFIX = re.compile(r"__hnsw\d+$")
 
@@ -100,9 +102,13 @@ class BackgroundIndex:
        backup or a re-embed, the builder failed) drops the copy; the old shard keeps serving.
     """
 
-    def __init__(self, engine: Engine, threshold: int) -> None:
+    def __init__(
+        self, engine: Engine, threshold: int, idle: Callable[[], bool] | None = None
+    ) -> None:
         self.engine = engine
         self.threshold = threshold
+        self.idle = idle
+        self._ready_at: float | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._source: EdgeVectors | None = None
         self._source_name = ""
@@ -121,7 +127,7 @@ class BackgroundIndex:
             if not self._due():
                 return None
             return self._start()
-        if self._process.poll() is None:
+        if self._process.poll() is None or not self._may_hand_over():
             return None
         return self._finish()
 
@@ -178,8 +184,18 @@ class BackgroundIndex:
         )
         return f"building the HNSW index of {count} vectors in the background"
 
+    def _may_hand_over(self) -> bool:
+        """Opening the new shard holds the GIL (about a second at 100k points): in the app,
+        wait until the user pauses (``idle``), for at most HAND_OVER_MAX_WAIT seconds."""
+        if self.idle is None or self._process is None or self._process.returncode != 0:
+            return True
+        if self._ready_at is None:
+            self._ready_at = time.monotonic()
+        return self.idle() or time.monotonic() - self._ready_at > HAND_OVER_MAX_WAIT
+
     def _finish(self) -> str:
         engine = self.engine
+        self._ready_at = None
         process, self._process = self._process, None
         source = self._source
         assert process is not None and source is not None
@@ -192,10 +208,13 @@ class BackgroundIndex:
                 f"index builder exited with {process.returncode}: "
                 + (log[-1] if log else "no message")
             )
+        built = json.loads(result_file.read_text())
+        mark = time.perf_counter()
         try:
             fresh = EdgeVectors(target, source.dim, hnsw_ef=engine.settings.hnsw_ef)
         except EphemeraError as exc:
             self._fail(f"cannot open the rebuilt store: {exc}")
+        opened = time.perf_counter()
         try:
             replayed = engine.adopt_vectors(
                 fresh, self._target_name, replaces=source, expected=self._source_name
@@ -206,9 +225,9 @@ class BackgroundIndex:
         if replayed is None:
             fresh.close()
             self._fail("the vector store was closed or switched during the build")
+        handed_over = time.perf_counter()
         drop_edge_shard(engine.settings.vectors_path.parent / self._source_name)
         shutil.rmtree(work, ignore_errors=True)
-        built = json.loads(result_file.read_text()) if result_file.exists() else {}
         info = fresh.index_info()
         self.last = {
             "at": int(engine.clock()),
@@ -218,6 +237,8 @@ class BackgroundIndex:
             "replayed": replayed,
             "seconds": round(time.perf_counter() - self._started, 1),
             "build_seconds": built.get("seconds"),
+            "open_ms": round((opened - mark) * 1000),
+            "replay_ms": round((handed_over - opened) * 1000),
         }
         with engine.store.write() as conn:
             conn.execute(META.delete().where(META.c.key.in_([BUILD_KEY, LAST_BUILD_KEY])))

@@ -311,6 +311,8 @@ class Worker:
     builds an index in the background.
     ``index_threshold``: build the embedded store's HNSW index in the background (see
     :class:`~.index.BackgroundIndex`) once this many vectors are not in it; 0: never.
+    ``idle``: says whether the user is idle, so the app's pause at the index hand-over falls
+    where nobody notices it.
     """
 
     def __init__(
@@ -326,6 +328,7 @@ class Worker:
         keep_weekly: int = 4,
         release_vectors: bool = False,
         index_threshold: int = 0,
+        idle: Callable[[], bool] | None = None,
         owner: str | None = None,
         on_run: Callable[[WorkerRun], None] | None = None,
     ) -> None:
@@ -338,7 +341,7 @@ class Worker:
         self.keep_daily = keep_daily
         self.keep_weekly = keep_weekly
         self.release_after_run = release_vectors
-        self.indexer = BackgroundIndex(engine, index_threshold)
+        self.indexer = BackgroundIndex(engine, index_threshold, idle)
         self.on_run = on_run
         self._run_lock = threading.Lock()
         self.last_run: WorkerRun | None = None
