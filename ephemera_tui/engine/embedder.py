@@ -97,24 +97,44 @@ _register_lock = threading.Lock()
 
 
 class FastEmbedder:
-    """A fastembed ``TextEmbedding``; the default model loads offline from installed packages."""
+    """A fastembed ``TextEmbedding``; the default model loads offline from installed packages.
+
+    Two ONNX Runtime sessions: queries and small batches (a capture) run on one thread, which
+    answers a short query as fast as two threads on a quiet machine and far faster when the
+    other core is busy (the keyword side of the same search, another process); bulk embedding
+    (import, re-embed, sync of a backlog) gets a session with a thread per core, made on first
+    use.
+    """
+
+    SMALL_BATCH = 8
 
     def __init__(self, model_name: str, cache_dir: Path, batch_size: int = 32) -> None:
         self.name = model_name
         self.batch_size = batch_size
-        from fastembed import TextEmbedding  # heavy import (~1.5 s): only when first needed
-
-        kwargs: dict[str, Any] = {"cache_dir": str(cache_dir), "threads": None}
+        self._kwargs: dict[str, Any] = {"cache_dir": str(cache_dir)}
         if model_name == DEFAULT_MODEL:
             folder = assemble_default_model(cache_dir)
             self._register_default()
-            kwargs["specific_model_path"] = str(folder)
-            kwargs["local_files_only"] = True
-        try:
-            self._model = TextEmbedding(model_name=model_name, **kwargs)
-        except Exception as exc:  # fastembed raises ValueError, OSError, hub errors...
-            raise EmbeddingError(f"cannot load embedding model {model_name!r}: {exc}") from exc
+            self._kwargs["specific_model_path"] = str(folder)
+            self._kwargs["local_files_only"] = True
+        self._model = self._session(threads=1)
+        self._bulk: Any = None
+        self._bulk_lock = threading.Lock()
         self.dim = int(self._model.embedding_size)
+
+    def _session(self, threads: int | None) -> Any:
+        from fastembed import TextEmbedding  # heavy import (~1.5 s): only when first needed
+
+        try:
+            return TextEmbedding(model_name=self.name, threads=threads, **self._kwargs)
+        except Exception as exc:  # fastembed raises ValueError, OSError, hub errors...
+            raise EmbeddingError(f"cannot load embedding model {self.name!r}: {exc}") from exc
+
+    def _bulk_model(self) -> Any:
+        with self._bulk_lock:
+            if self._bulk is None:
+                self._bulk = self._session(threads=None)
+            return self._bulk
 
     @staticmethod
     def _register_default() -> None:
@@ -142,8 +162,9 @@ class FastEmbedder:
         # Padding decides the cost: embed length-sorted batches, then restore the order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         sorted_texts = [texts[i] for i in order]
+        model = self._model if len(texts) <= self.SMALL_BATCH else self._bulk_model()
         vectors = np.asarray(
-            list(self._model.embed(sorted_texts, batch_size=self.batch_size)), dtype=np.float32
+            list(model.embed(sorted_texts, batch_size=self.batch_size)), dtype=np.float32
         )
         out = np.empty_like(vectors)
         out[np.asarray(order)] = vectors
