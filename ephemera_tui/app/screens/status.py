@@ -97,13 +97,13 @@ def load_status(engine: Engine) -> StatusData:
 
 def _index_note(health: dict[str, Any]) -> str | None:
     if health.get("index_building"):
-        return "HNSW build running in the background"
+        return "building in the background"
     last = health.get("last_index_build")
     if not last:
         return None
     if last.get("error"):
-        return f"last HNSW build failed: {last['error']}"
-    return f"HNSW: {last.get('indexed')} of {last.get('points')} indexed by the last build"
+        return f"last build failed: {last['error']}"
+    return f"{last.get('indexed'):,} of {last.get('points'):,} vectors indexed by the last build"
 
 
 def fmt_ms(value: float | None) -> str:
@@ -250,11 +250,7 @@ class HealthPanel(Widget):
                 + ("" if lag is None else f", oldest {lag:.0f}s"),
                 warn=bool(outbox.get("size")) and (lag or 0) > 60,
             ),
-            row(
-                "Index",
-                f"recall@10 {recall_text}" + (f" · {self.data.index}" if self.data.index else ""),
-                warn=recall is not None and recall < 0.9,
-            ),
+            row("Index", f"recall@10 {recall_text}", warn=recall is not None and recall < 0.9),
             row("Errors", error_text, warn=bool(errors)),
             row(
                 "Last",
@@ -262,6 +258,8 @@ class HealthPanel(Widget):
                 f"backup {ago(stamps.get('backup'))}",
             ),
         ]
+        if self.data.index:
+            lines.insert(-2, row("HNSW", self.data.index, warn="failed" in self.data.index))
         if self.data.worker:
             lines.append(row("Worker", f"{ago(stamps.get('worker'))}: {self.data.worker}"))
         return lines
