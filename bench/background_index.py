@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from _common import (
+    DiskCachedModel,
     base_parser,
     cached_embedder,
     make_engine,
@@ -32,6 +33,7 @@ from quality_locomo import load_conversation
 
 from ephemera_tui.engine import Draft
 from ephemera_tui.engine.embedder import CachedEmbedder
+from ephemera_tui.engine.vectors import EdgeVectors
 from ephemera_tui.engine.worker import Worker
 
 
@@ -58,7 +60,9 @@ def main() -> int:
     doc_embedder, cache = cached_embedder(args.no_cache)
     turn_vectors = doc_embedder.embed(turns)
     cache.save()
-    model = doc_embedder.inner.inner
+    disk_model = doc_embedder.inner
+    assert isinstance(disk_model, DiskCachedModel)
+    model = disk_model.inner  # the real model
     overrides = settings_overrides(args.set)
     with temp_dir("background-index") as tmp:
         data = Path(tmp)
@@ -100,7 +104,9 @@ def main() -> int:
             adds.append((time.perf_counter() - mark) * 1000)
         total_s = time.perf_counter() - started
         after = searches(engine, questions, n, 200)
-        info = engine.vectors().index_info()
+        vectors = engine.vectors()
+        assert isinstance(vectors, EdgeVectors)
+        info = vectors.index_info()
         check = engine.check()
         last = json.loads(engine.store.get_meta("index_build_last") or "{}")
         engine.close()

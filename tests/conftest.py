@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ephemera_tui.engine import Engine, Settings
+from ephemera_tui.engine import Draft, Engine, Settings
 
 MYSQL_SERVER = os.environ.get("EPHEMERA_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306")
 REQUIRE_MYSQL = os.environ.get("EPHEMERA_REQUIRE_MYSQL") == "1"
@@ -33,6 +33,22 @@ class FixedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def fill_numbered(engine: Engine, count: int) -> None:
+    """Import ``count`` short notes (41 topics, 13 themes, 5 tags) one second apart."""
+    rows = (
+        (
+            Draft(
+                f"note {i} on topic{i % 41} and theme{i % 13}",
+                created_at=1_600_000_000 + i,
+                tags=(f"t{i % 5}",),
+            ),
+            None,
+        )
+        for i in range(count)
+    )
+    engine.import_drafts(rows, batch_size=2000)
 
 
 def _mysql_admin() -> object:

@@ -13,24 +13,9 @@ from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.index import BUILD_KEY, LAST_BUILD_KEY
 from ephemera_tui.engine.worker import Worker, WorkerRun, health
 
-from .conftest import FixedClock
+from .conftest import FixedClock, fill_numbered
 
 pytestmark = pytest.mark.slow
-
-
-def _fill(engine: Engine, count: int) -> None:
-    rows = (
-        (
-            Draft(
-                f"note {i} on topic{i % 41} and theme{i % 13}",
-                created_at=1_600_000_000 + i,
-                tags=(f"t{i % 5}",),
-            ),
-            None,
-        )
-        for i in range(count)
-    )
-    engine.import_drafts(rows, batch_size=1000)
 
 
 def _until_finished(worker: Worker, timeout: float = 180.0) -> WorkerRun:
@@ -47,7 +32,7 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
     settings: Settings, clock: FixedClock
 ) -> None:
     with Engine(settings, clock=clock) as engine:
-        _fill(engine, 8000)  # ~12 MB of vectors: qdrant indexes segments from ~10 MB up
+        fill_numbered(engine, 8000)  # ~12 MB of vectors: qdrant indexes segments from ~10 MB up
         old_shard = engine.vectors_path
         worker = Worker(engine, index_threshold=1000)
         started = worker.run_once()
@@ -90,7 +75,7 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
 def test_the_hand_over_waits_for_the_user_to_pause(settings: Settings, clock: FixedClock) -> None:
     idle = [False]
     with Engine(settings, clock=clock) as engine:
-        _fill(engine, 2000)
+        fill_numbered(engine, 2000)
         active = engine.vector_collection()
         worker = Worker(engine, index_threshold=1000, idle=lambda: idle[0])
         worker.run_once()
@@ -107,7 +92,7 @@ def test_the_hand_over_waits_for_the_user_to_pause(settings: Settings, clock: Fi
 
 def test_a_reopened_engine_keeps_the_rebuilt_store(settings: Settings, clock: FixedClock) -> None:
     with Engine(settings, clock=clock) as engine:
-        _fill(engine, 3000)
+        fill_numbered(engine, 3000)
         worker = Worker(engine, index_threshold=1000)
         worker.run_once()
         _until_finished(worker)
@@ -121,7 +106,7 @@ def test_a_reopened_engine_keeps_the_rebuilt_store(settings: Settings, clock: Fi
 
 def test_a_failed_build_leaves_the_old_store_serving(settings: Settings, clock: FixedClock) -> None:
     with Engine(settings, clock=clock) as engine:
-        _fill(engine, 3000)
+        fill_numbered(engine, 3000)
         active = engine.vector_collection()
         worker = Worker(engine, index_threshold=1000)
         worker.run_once()
@@ -148,7 +133,7 @@ def test_a_store_reopened_during_the_build_drops_the_copy(
     settings: Settings, clock: FixedClock
 ) -> None:
     with Engine(settings, clock=clock) as engine:
-        _fill(engine, 2000)
+        fill_numbered(engine, 2000)
         active = engine.vector_collection()
         worker = Worker(engine, index_threshold=1000)
         worker.run_once()
@@ -163,7 +148,7 @@ def test_a_store_reopened_during_the_build_drops_the_copy(
 def test_nothing_is_built_below_the_threshold_or_when_turned_off(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
     with Engine(settings) as engine:
-        _fill(engine, 500)
+        fill_numbered(engine, 500)
         assert Worker(engine, index_threshold=1000).run_once().index is None
         assert Worker(engine, index_threshold=0).run_once().index is None
         assert Settings().index_threshold == 20_000

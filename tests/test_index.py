@@ -9,23 +9,14 @@ import pytest
 from ephemera_tui.engine import Draft, Engine, EphemeraError, Settings
 from ephemera_tui.engine.index import build_index
 
+from .conftest import fill_numbered
+
 
 @pytest.mark.slow
 def test_index_build_keeps_search_and_filters_working(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, embedding_model="fake-hash-384")
-    rows = (
-        (
-            Draft(
-                f"note {i} on topic{i % 41} and theme{i % 13}",
-                created_at=1_600_000_000 + i,
-                tags=(f"t{i % 5}",),
-            ),
-            None,
-        )
-        for i in range(8000)
-    )
     with Engine(settings) as engine:
-        engine.import_drafts(rows, batch_size=2000)
+        fill_numbered(engine, 8000)
         result = build_index(engine)
         assert result.after["points"] == 8000
         assert result.after["indexed"] > result.before["indexed"] == 0

@@ -232,14 +232,16 @@ class EdgeVectors:
 
     def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
         """Up to ``limit`` points with ids above ``after_id``: id, vector and payload."""
-        q = self._q
-        start = after_id + 1 if after_id >= 0 else None
-        records, _next = self._call(
-            "scroll",
-            "scroll",
-            q.ScrollRequest(offset=start, limit=limit, with_payload=True, with_vector=True),
-        )
+        records = self._scroll(after_id, limit, with_vector=True)
         return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
+
+    def _scroll(self, after_id: int, limit: int, with_vector: bool) -> list[Any]:
+        start = after_id + 1 if after_id >= 0 else None
+        request = self._q.ScrollRequest(
+            offset=start, limit=limit, with_payload=True, with_vector=with_vector
+        )
+        records, _next = self._call("scroll", "scroll", request)
+        return list(records)
 
     def search(
         self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
@@ -267,13 +269,7 @@ class EdgeVectors:
         return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
-        q = self._q
-        start = after_id + 1 if after_id >= 0 else None
-        records, _next = self._call(
-            "scroll",
-            "scroll",
-            q.ScrollRequest(offset=start, limit=limit, with_payload=True, with_vector=False),
-        )
+        records = self._scroll(after_id, limit, with_vector=False)
         return [(int(r.id), dict(r.payload or {})) for r in records]
 
     def count(self) -> int:
