@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from ephemera_tui.engine import Engine, Settings  # noqa: E402
-from ephemera_tui.engine.embedder import CachedEmbedder, load_embedder  # noqa: E402
+from ephemera_tui.engine.embedder import CachedEmbedder, Embedder, load_embedder  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 CACHE_DIR = Path(os.environ.get("EPHEMERA_BENCH_CACHE", "/tmp/ephemera-bench-cache"))
@@ -115,12 +115,12 @@ class DiskCachedModel:
     def __init__(self, model: str, cache: DiskCache) -> None:
         self.name = model
         self.cache = cache
-        self._inner: Any = None
+        self._inner: Embedder | None = None
         self.dim = 384
         self.misses = 0
 
     @property
-    def inner(self) -> Any:
+    def inner(self) -> Embedder:
         if self._inner is None:
             self._inner = load_embedder(self.name, MODEL_DIR).inner
             self.dim = self._inner.dim
@@ -150,7 +150,9 @@ class DiskCachedModel:
 
 
 def default_model() -> str:
-    return Settings.__dataclass_fields__["embedding_model"].default  # type: ignore[no-any-return]
+    default = Settings.__dataclass_fields__["embedding_model"].default
+    assert isinstance(default, str)
+    return default
 
 
 def cached_embedder(

@@ -148,7 +148,7 @@ def main() -> int:
                 print(f"cli import: {summary}", file=sys.stderr)
             best["cli"] = min(best["cli"], elapsed)
     rate = {k: len(texts) / v for k, v in best.items()}
-    rows = [
+    table_rows = [
         ["fastembed alone (batch 256)", len(texts), best["fastembed"], rate["fastembed"], 1.0],
         [
             "fastembed alone, sorted by length, batch 32",
@@ -174,7 +174,7 @@ def main() -> int:
     ]
     mean = sum(map(len, texts)) / len(texts)
     print(f"model {model_name}, {len(texts)} texts, mean {mean:.0f} chars")
-    print(table(["path", "memories", "seconds", "memories/s", "ratio"], rows))
+    print(table(["path", "memories", "seconds", "memories/s", "ratio"], table_rows))
     if args.json:
         print(json.dumps({k: round(v, 2) for k, v in rate.items()}))
     return 0

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 from _common import (
+    DiskCachedModel,
     Stopwatch,
     base_parser,
     cached_embedder,
@@ -166,7 +167,9 @@ def main() -> int:
     doc_embedder, cache = cached_embedder(args.no_cache)
     turn_vectors = doc_embedder.embed(turns)
     cache.save()
-    model = doc_embedder.inner.inner  # the real model (loaded on a cache miss above, or now)
+    disk_model = doc_embedder.inner
+    assert isinstance(disk_model, DiskCachedModel)
+    model = disk_model.inner  # the real model (loaded on a cache miss above, or now)
     from ephemera_tui.engine.embedder import CachedEmbedder
 
     overrides = settings_overrides(args.set)

@@ -19,7 +19,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, base_parser, cached_embedder, make_engine, settings_overrides, table
+from _common import (
+    REPO,
+    DiskCachedModel,
+    base_parser,
+    cached_embedder,
+    make_engine,
+    settings_overrides,
+    table,
+)
 from latency import build_corpus, dir_mb, rss_mb, run_scenario
 from quality_locomo import load_conversation
 
@@ -38,7 +46,9 @@ def main() -> int:
     doc_embedder, cache = cached_embedder(args.no_cache)
     turn_vectors = doc_embedder.embed(turns)
     cache.save()
-    model = doc_embedder.inner.inner
+    disk_model = doc_embedder.inner
+    assert isinstance(disk_model, DiskCachedModel)
+    model = disk_model.inner
     overrides = settings_overrides(args.set)
     data = args.keep or Path(tempfile.mkdtemp(prefix="ephemera-bench-1m-"))
     facts: dict[str, object] = {"memories": args.count}

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -139,7 +140,7 @@ def test_restore_refuses_non_empty_target(
         assert engine.count() == 5
 
 
-def _corrupt_cases(set_dir: Path) -> dict[str, tuple[callable, str]]:  # type: ignore[valid-type]
+def _corrupt_cases(set_dir: Path) -> dict[str, tuple[Callable[[], None], str]]:
     manifest = json.loads((set_dir / "manifest.json").read_text())
     dump = set_dir / manifest["sql"]["file"]
 

@@ -112,8 +112,9 @@ class FakeMeili:
                 index, what, doc_id = match.groups()
                 docs = fake.documents.setdefault(index, {})
                 if what == "documents" and method == "POST":
-                    pk = (parse_qs(url.query).get("primaryKey") or [None])[0]
-                    pk = fake.primary_keys.setdefault(index, pk or "id")
+                    pk_param = (parse_qs(url.query).get("primaryKey") or [""])[0]
+                    pk = fake.primary_keys.setdefault(index, pk_param or "id")
+                    assert isinstance(body, list)
                     for doc in body:
                         docs[str(doc[pk])] = doc
                     self._send(202, {**TASK, "indexUid": index})

@@ -137,7 +137,9 @@ def test_lease_race_has_exactly_one_winner(settings: Settings) -> None:
             for t in threads:
                 t.join()
             assert len(wins) == 1, wins
-            assert engines[0].store.get_meta("worker_lease").startswith(wins[0] + "|")
+            lease_value = engines[0].store.get_meta("worker_lease")
+            assert lease_value is not None
+            assert lease_value.startswith(wins[0] + "|")
             clock.advance(61)  # the winner "dies": its lease expires before the next round
     finally:
         for e in engines:

@@ -51,7 +51,8 @@ async def test_keymap_from_settings(make_app, seeded, settings):
         await ready(pilot)
         await pilot.press("f12")
         await pilot.pause()
-        assert isinstance(app.screen, CaptureScreen)
+        capture = app.screen
+        assert isinstance(capture, CaptureScreen)
         await pilot.press("escape")
         await pilot.pause()
         actions = {a.description: a.keys for a in screen_actions(app.screen, app.user_keymap)}

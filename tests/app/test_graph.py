@@ -41,10 +41,12 @@ async def test_follow_and_back(make_app, seeded):
         assert screen.selected is not None and screen.selected.memory.id == seeded[1]
         await pilot.press("enter")
         await settle(pilot)
+        assert screen.current_memory is not None
         assert screen.current_memory.id == seeded[1]
         assert kinds(screen)[seeded[0]] == "in"
         await pilot.press("backspace")
         await settle(pilot)
+        assert screen.current_memory is not None
         assert screen.current_memory.id == seeded[0]
         assert screen.path == [seeded[0]]
 
@@ -79,6 +81,7 @@ async def test_unlink_incoming(make_app, seeded):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_graph(pilot, seeded[2])
         assert kinds(screen)[seeded[3]] == "in"
+        assert screen.data is not None
         screen.neighbour_list.highlighted = next(
             i for i, n in enumerate(screen.data.neighbours) if n.memory.id == seeded[3]
         )
@@ -109,6 +112,7 @@ async def test_graph_without_selection_shows_newest(make_app, seeded):
         await pilot.press("f4")
         await settle(pilot)
         assert isinstance(app.screen, GraphScreen)
+        assert app.screen.current_memory is not None
         assert app.screen.current_memory.id == seeded[0]
         await pilot.press("escape")
         await settle(pilot)

@@ -105,7 +105,8 @@ async def test_escape_returns_to_box_then_clears(make_app, seeded):
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
         await pilot.press(*"river", "tab")
-        assert isinstance(app.focused, ResultList)
+        focused = app.focused
+        assert isinstance(focused, ResultList)
         await pilot.press("escape")
         query = app.screen.query_one("#query", Input)
         assert app.focused is query and query.value == "river"

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pilot_helpers import ready, seed, settle
 
+from ephemera_tui.app.screens.graph import GraphScreen
 from ephemera_tui.app.screens.picker import PickerScreen
 from ephemera_tui.app.screens.prompt import PromptScreen
 from ephemera_tui.app.screens.timeline import TimelineScreen
@@ -48,7 +49,9 @@ async def test_histogram_moves_the_list(make_app, seeded):
         histogram = screen.query_one(Histogram)
         await pilot.press("left", "left", "left")
         await settle(pilot)
-        start, end = histogram.span
+        span = histogram.span
+        assert span is not None
+        start, end = span
         assert lines.current is not None
         assert lines.current.created_at < end
         assert lines.cursor > 0
@@ -111,13 +114,17 @@ async def test_on_this_day(make_app, seeded):
         await open_timeline(pilot)
         await pilot.press("o")
         await settle(pilot)
-        assert isinstance(app.screen, PickerScreen)
-        ids = [h.memory.id for h in app.screen.query_one(ResultList).hits]
+        picker = app.screen
+        assert isinstance(picker, PickerScreen)
+        ids = [h.memory.id for h in picker.query_one(ResultList).hits]
         assert ids == [seeded[10], seeded[11]]
         await pilot.press("enter")
         await settle(pilot)
         assert app.current_mode == "graph"
-        assert app.screen.current_memory.id == seeded[10]
+        graph = app.screen
+        assert isinstance(graph, GraphScreen)
+        assert graph.current_memory is not None
+        assert graph.current_memory.id == seeded[10]
 
 
 async def test_pages_from_the_engine(make_app, settings):
@@ -133,7 +140,9 @@ async def test_pages_from_the_engine(make_app, settings):
         assert lines.cursor == 1511
         assert lines.current is not None
         assert lines.current.content.startswith("Two years ago today")
-        assert lines.memory_at(1509).content == "filler memory number 1499 about nothing much"
+        memory = lines.memory_at(1509)
+        assert memory is not None
+        assert memory.content == "filler memory number 1499 about nothing much"
         assert len(lines._pages) <= 3
         assert max(lines._pages) == 1511 // PAGE_SIZE
         await pilot.press("pageup")
