@@ -70,6 +70,7 @@ def main() -> int:
         build_corpus(engine, turns, turn_vectors, args.size)
         engine.close()
         engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
+        engine.prepare_interactive()  # the query session, as the app does
         engine.vectors()
         for n in range(10):
             engine.search(questions[n])

@@ -190,6 +190,7 @@ def main() -> int:
             # Reopen as a user would, with the real model; no LRU, so every query is embedded.
             mark = time.perf_counter()
             engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
+            engine.prepare_interactive()  # the query session, as the app does
             engine.vectors()
             open_s = time.perf_counter() - mark
             try:

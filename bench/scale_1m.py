@@ -65,6 +65,7 @@ def main() -> int:
         engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
         engine.vectors()
         facts["reopen_s"] = round(time.perf_counter() - mark, 2)
+        engine.prepare_interactive()  # the query session, as the app does
         facts["count"] = engine.count()
         rows = []
         try:

@@ -142,7 +142,7 @@ class EphemeraApp(App[None]):
             return
         self.call_from_thread(self._engine_opened, engine)
         try:
-            _ = engine.embedder
+            engine.prepare_interactive()
             engine.vectors()
         except Exception as exc:  # noqa: BLE001 - search falls back to keywords
             self.call_from_thread(

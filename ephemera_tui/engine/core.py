@@ -128,6 +128,14 @@ class Engine:
                 )
             return self._embedder
 
+    def prepare_interactive(self) -> None:
+        """Load the model and ready it for search-as-you-type: a one-thread session for
+        queries where the embedder has one (the app calls this once it has painted)."""
+        prepare = getattr(self.embedder.inner, "prepare_queries", None)
+        if prepare is not None:
+            prepare()
+        self.embedder.embed_query("warm up")
+
     def vectors(self) -> VectorStore | None:
         """The vector store, or None while it is unavailable (reason in :attr:`vector_status`)."""
         with self._open_lock:

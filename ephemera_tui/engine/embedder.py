@@ -99,11 +99,11 @@ _register_lock = threading.Lock()
 class FastEmbedder:
     """A fastembed ``TextEmbedding``; the default model loads offline from installed packages.
 
-    Two ONNX Runtime sessions: queries and small batches (a capture) run on one thread, which
-    answers a short query as fast as two threads on a quiet machine and far faster when the
-    other core is busy (the keyword side of the same search, another process); bulk embedding
-    (import, re-embed, sync of a backlog) gets a session with a thread per core, made on first
-    use.
+    Its ONNX Runtime session uses a thread per core, the fastest way to embed in bulk (import,
+    re-embed, a backlog). An interactive process (the app) also calls :meth:`prepare_queries`
+    for a second, one-thread session that then answers queries and single captures: a short
+    query embeds about as fast on one thread, and far faster when the other core is busy
+    (the keyword side of the same search, qdrant-edge, another process).
     """
 
     SMALL_BATCH = 8
@@ -117,9 +117,9 @@ class FastEmbedder:
             self._register_default()
             self._kwargs["specific_model_path"] = str(folder)
             self._kwargs["local_files_only"] = True
-        self._model = self._session(threads=1)
-        self._bulk: Any = None
-        self._bulk_lock = threading.Lock()
+        self._model = self._session(threads=None)
+        self._query_model: Any = None
+        self._query_lock = threading.Lock()
         self.dim = int(self._model.embedding_size)
 
     def _session(self, threads: int | None) -> Any:
@@ -130,11 +130,11 @@ class FastEmbedder:
         except Exception as exc:  # fastembed raises ValueError, OSError, hub errors...
             raise EmbeddingError(f"cannot load embedding model {self.name!r}: {exc}") from exc
 
-    def _bulk_model(self) -> Any:
-        with self._bulk_lock:
-            if self._bulk is None:
-                self._bulk = self._session(threads=None)
-            return self._bulk
+    def prepare_queries(self) -> None:
+        """Make the one-thread session for queries and small batches (idempotent)."""
+        with self._query_lock:
+            if self._query_model is None:
+                self._query_model = self._session(threads=1)
 
     @staticmethod
     def _register_default() -> None:
@@ -162,7 +162,8 @@ class FastEmbedder:
         # Padding decides the cost: embed length-sorted batches, then restore the order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         sorted_texts = [texts[i] for i in order]
-        model = self._model if len(texts) <= self.SMALL_BATCH else self._bulk_model()
+        small = len(texts) <= self.SMALL_BATCH and self._query_model is not None
+        model = self._query_model if small else self._model
         vectors = np.asarray(
             list(model.embed(sorted_texts, batch_size=self.batch_size)), dtype=np.float32
         )
