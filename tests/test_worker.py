@@ -208,6 +208,18 @@ def test_scheduled_backups_and_retention(settings: Settings, tmp_path: Path) -> 
         assert info["memories"] == 4 and info["age_s"] == 0
 
 
+def test_a_scheduled_backup_waits_for_the_user_to_pause(
+    settings: Settings, tmp_path: Path
+) -> None:
+    idle = [False]
+    with Engine(settings, clock=FixedClock()) as engine:
+        add_many(engine, 2)
+        worker = Worker(engine, backup_dir=tmp_path / "backups", idle=lambda: idle[0])
+        assert worker.run_once().backup is None  # due, but the user is typing
+        idle[0] = True
+        assert worker.run_once().backup is not None
+
+
 def test_worker_and_check_commands(settings: Settings, cli_env: dict[str, str]) -> None:
     with Engine(settings) as engine:
         engine.store.insert([Draft(content="a memory for the worker")])  # queued, not indexed

@@ -144,6 +144,7 @@ class EphemeraApp(App[None]):
         try:
             engine.prepare_interactive()
             engine.vectors()
+            self.call_from_thread(self.data_changed)  # the status line: vectors now open
         except Exception as exc:  # noqa: BLE001 - search falls back to keywords
             self.call_from_thread(
                 self.notify,

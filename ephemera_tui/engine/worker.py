@@ -311,8 +311,8 @@ class Worker:
     builds an index in the background.
     ``index_threshold``: build the embedded store's HNSW index in the background (see
     :class:`~.index.BackgroundIndex`) once this many vectors are not in it; 0: never.
-    ``idle``: says whether the user is idle, so the app's pause at the index hand-over falls
-    where nobody notices it.
+    ``idle``: says whether the user is idle, so the app's pauses (the index hand-over, the
+    shard snapshot of a scheduled backup) fall where nobody notices them.
     """
 
     def __init__(
@@ -341,6 +341,7 @@ class Worker:
         self.keep_daily = keep_daily
         self.keep_weekly = keep_weekly
         self.release_after_run = release_vectors
+        self.idle = idle
         self.indexer = BackgroundIndex(engine, index_threshold, idle)
         self.on_run = on_run
         self._run_lock = threading.Lock()
@@ -459,6 +460,8 @@ class Worker:
     def _backup_if_due(self, run: WorkerRun) -> None:
         if self.backup_dir is None:
             return
+        if self.idle is not None and not self.idle():
+            return  # the shard snapshot closes and reopens the store: wait for a pause
         last = last_backup(self.engine)
         if last is not None and self.engine.clock() - float(last.get("at", 0)) < self.backup_every:
             return
