@@ -129,6 +129,22 @@ def test_a_failed_build_leaves_the_old_store_serving(settings: Settings, clock: 
         assert engine.vector_collection() != active
 
 
+def test_a_cancelled_build_starts_again_without_waiting(
+    settings: Settings, clock: FixedClock
+) -> None:
+    with Engine(settings, clock=clock) as engine:
+        fill_numbered(engine, 2000)
+        worker = Worker(engine, index_threshold=1000)
+        worker.run_once()
+        worker.indexer.cancel("the app closed")  # what the app does when it quits
+        assert not worker.indexer.active and not engine.store.get_meta(BUILD_KEY)
+        assert [p for p in engine.vectors_path.parent.iterdir() if "__hnsw" in p.name] == []
+        last = json.loads(engine.store.get_meta(LAST_BUILD_KEY) or "{}")
+        assert last.get("cancelled") == "the app closed" and "error" not in last
+        assert "building" in (worker.run_once().index or "")  # no hour-long back-off
+        worker.indexer.cancel("test over")
+
+
 def test_a_store_reopened_during_the_build_drops_the_copy(
     settings: Settings, clock: FixedClock
 ) -> None:

@@ -208,9 +208,7 @@ def test_scheduled_backups_and_retention(settings: Settings, tmp_path: Path) -> 
         assert info["memories"] == 4 and info["age_s"] == 0
 
 
-def test_a_scheduled_backup_waits_for_the_user_to_pause(
-    settings: Settings, tmp_path: Path
-) -> None:
+def test_a_scheduled_backup_waits_for_the_user_to_pause(settings: Settings, tmp_path: Path) -> None:
     idle = [False]
     with Engine(settings, clock=FixedClock()) as engine:
         add_many(engine, 2)

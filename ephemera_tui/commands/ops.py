@@ -73,6 +73,8 @@ def _health_lines(data: dict[str, Any]) -> list[str]:
         lines.append("HNSW index: building in the background")
     elif build and build.get("error"):
         lines.append(f"last index build failed: {build['error']}")
+    elif build and build.get("cancelled"):
+        lines.append(f"last index build cancelled: {build['cancelled']}")
     elif build:
         lines.append(
             f"last index build: {build.get('indexed')} of {build.get('points')} vectors "

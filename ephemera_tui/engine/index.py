@@ -132,13 +132,14 @@ class BackgroundIndex:
         return self._finish()
 
     def cancel(self, reason: str) -> None:
-        """Stop a build in progress (at shutdown); its files are dropped."""
+        """Stop a build in progress (at shutdown); its files are dropped. Not a failure: the
+        next process holding the store starts again at once."""
         if self._process is not None:
             if self._process.poll() is None:
                 self._process.kill()
                 self._process.wait()
             with contextlib.suppress(EphemeraError):
-                self._fail(reason)
+                self._fail(reason, retry_later=False)
 
     # ------------------------------------------------------------------ steps
 
@@ -249,13 +250,13 @@ class BackgroundIndex:
             f"in {self.last['seconds']}s, {replayed} writes replayed"
         )
 
-    def _fail(self, error: str) -> NoReturn:
+    def _fail(self, error: str, retry_later: bool = True) -> NoReturn:
         engine = self.engine
         if self._source is not None:
             self._source.take_journal()
         self._process = None
         self._source = None
-        record = {"at": int(engine.clock()), "error": error}
+        record = {"at": int(engine.clock()), "error" if retry_later else "cancelled": error}
         self.last = record
         engine.store.set_meta(LAST_BUILD_KEY, json.dumps(record))
         self._clean_leftover()

@@ -103,6 +103,8 @@ def _index_note(health: dict[str, Any]) -> str | None:
         return None
     if last.get("error"):
         return f"last build failed: {last['error']}"
+    if last.get("cancelled"):
+        return f"last build cancelled ({last['cancelled']}); it starts again"
     return f"{last.get('indexed'):,} of {last.get('points'):,} vectors indexed by the last build"
 
 
