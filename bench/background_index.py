@@ -19,17 +19,14 @@ import time
 from pathlib import Path
 
 from _common import (
-    DiskCachedModel,
     base_parser,
-    cached_embedder,
     make_engine,
     percentile,
     settings_overrides,
     table,
     temp_dir,
 )
-from latency import build_corpus, filtered
-from quality_locomo import load_conversation
+from latency import build_corpus, corpus_inputs, filtered
 
 from ephemera_tui.engine import Draft
 from ephemera_tui.engine.embedder import CachedEmbedder
@@ -54,15 +51,7 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     args = parser.parse_args()
-    convs = [load_conversation(f) for f in sorted((args.data / "locomo-dev").glob("conv-*.json"))]
-    turns = [d.content for _, ts, _ in convs for _, d in ts]
-    questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
-    doc_embedder, cache = cached_embedder(args.no_cache)
-    turn_vectors = doc_embedder.embed(turns)
-    cache.save()
-    disk_model = doc_embedder.inner
-    assert isinstance(disk_model, DiskCachedModel)
-    model = disk_model.inner  # the real model
+    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
     overrides = settings_overrides(args.set)
     with temp_dir("background-index") as tmp:
         data = Path(tmp)

@@ -43,6 +43,7 @@ from _common import (
 from quality_locomo import load_conversation
 
 from ephemera_tui.engine import Draft
+from ephemera_tui.engine.embedder import CachedEmbedder, Embedder
 from ephemera_tui.engine.vectors import VectorPoint
 
 TAGS = [
@@ -80,6 +81,22 @@ def rss_mb() -> float:
 
 def dir_mb(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def corpus_inputs(
+    data: Path, no_cache: bool = False
+) -> tuple[list[str], list[str], np.ndarray, CachedEmbedder, Embedder]:
+    """LoCoMo turns and questions, the turns' real embeddings (disk-cached), the caching
+    embedder that made them, and the real model itself (for searches at run time)."""
+    convs = [load_conversation(f) for f in sorted((data / "locomo-dev").glob("conv-*.json"))]
+    turns = [d.content for _, ts, _ in convs for _, d in ts]
+    questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
+    doc_embedder, cache = cached_embedder(no_cache)
+    turn_vectors = doc_embedder.embed(turns)
+    cache.save()
+    disk_model = doc_embedder.inner
+    assert isinstance(disk_model, DiskCachedModel)
+    return turns, questions, turn_vectors, doc_embedder, disk_model.inner  # loads the model
 
 
 def build_corpus(engine, turns: list[str], vectors: np.ndarray, size: int, seed: int = 7) -> float:
@@ -161,17 +178,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    convs = [load_conversation(f) for f in sorted((args.data / "locomo-dev").glob("conv-*.json"))]
-    turns = [d.content for _, ts, _ in convs for _, d in ts]
-    questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
-    doc_embedder, cache = cached_embedder(args.no_cache)
-    turn_vectors = doc_embedder.embed(turns)
-    cache.save()
-    disk_model = doc_embedder.inner
-    assert isinstance(disk_model, DiskCachedModel)
-    model = disk_model.inner  # the real model (loaded on a cache miss above, or now)
-    from ephemera_tui.engine.embedder import CachedEmbedder
-
+    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
     overrides = settings_overrides(args.set)
     rows = []
     figures = []

@@ -21,15 +21,12 @@ from pathlib import Path
 
 from _common import (
     REPO,
-    DiskCachedModel,
     base_parser,
-    cached_embedder,
     make_engine,
     settings_overrides,
     table,
 )
-from latency import build_corpus, dir_mb, rss_mb, run_scenario
-from quality_locomo import load_conversation
+from latency import build_corpus, corpus_inputs, dir_mb, rss_mb, run_scenario
 
 from ephemera_tui.engine.embedder import CachedEmbedder
 
@@ -40,15 +37,7 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100, help="queries per scenario")
     parser.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this dir")
     args = parser.parse_args()
-    convs = [load_conversation(f) for f in sorted((args.data / "locomo-dev").glob("conv-*.json"))]
-    turns = [d.content for _, ts, _ in convs for _, d in ts]
-    questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
-    doc_embedder, cache = cached_embedder(args.no_cache)
-    turn_vectors = doc_embedder.embed(turns)
-    cache.save()
-    disk_model = doc_embedder.inner
-    assert isinstance(disk_model, DiskCachedModel)
-    model = disk_model.inner
+    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
     overrides = settings_overrides(args.set)
     data = args.keep or Path(tempfile.mkdtemp(prefix="ephemera-bench-1m-"))
     facts: dict[str, object] = {"memories": args.count}
