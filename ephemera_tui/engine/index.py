@@ -172,17 +172,21 @@ class BackgroundIndex:
         work.mkdir(parents=True, exist_ok=True)
         engine.store.set_meta(BUILD_KEY, self._target_name)
         source.start_journal()
-        count = _export(source, work)
-        self._started = time.perf_counter()
         args = [sys.executable, "-m", "ephemera_tui.engine.index", str(work), str(target)]
         args.append(str(source.dim))
-        self._process = subprocess.Popen(  # noqa: S603 - our own module, our own arguments
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "builder.log").open("wb"),
-            start_new_session=True,  # a ctrl+c in the app's terminal is not the builder's
-        )
+        try:
+            count = _export(source, work)
+            self._started = time.perf_counter()
+            with (work / "builder.log").open("wb") as log:
+                self._process = subprocess.Popen(  # noqa: S603 - our module, our arguments
+                    args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                    start_new_session=True,  # a ctrl+c in the app's terminal is not its own
+                )
+        except (EphemeraError, OSError) as exc:  # the store closed mid-export, disk full...
+            self._fail(f"cannot start: {exc}")
         return f"building the HNSW index of {count} vectors in the background"
 
     def _may_hand_over(self) -> bool:
