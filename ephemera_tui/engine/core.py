@@ -207,7 +207,7 @@ class Engine:
         started. None (nothing switched) when ``replaces`` is no longer the open store or the
         active collection is no longer ``expected``. Returns how many ids were replayed."""
         with self._open_lock, replaces.frozen():
-            if self._vectors is not replaces or self.vector_collection() != expected:
+            if self._vectors is not replaces:
                 return None
             journal = replaces.take_journal()
             if journal is None:

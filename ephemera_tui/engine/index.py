@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
@@ -114,7 +114,6 @@ class BackgroundIndex:
         self._source_name = ""
         self._target_name = ""
         self._started = 0.0
-        self.last: dict[str, Any] | None = None  # what the last finished build did
 
     @property
     def active(self) -> bool:
@@ -234,7 +233,7 @@ class BackgroundIndex:
         drop_edge_shard(engine.settings.vectors_path.parent / self._source_name)
         shutil.rmtree(work, ignore_errors=True)
         info = fresh.index_info()
-        self.last = {
+        last = {
             "at": int(engine.clock()),
             "collection": self._target_name,
             "points": info["points"],
@@ -247,11 +246,11 @@ class BackgroundIndex:
         }
         with engine.store.write() as conn:
             conn.execute(META.delete().where(META.c.key.in_([BUILD_KEY, LAST_BUILD_KEY])))
-            conn.execute(META.insert().values(key=LAST_BUILD_KEY, value=json.dumps(self.last)))
+            conn.execute(META.insert().values(key=LAST_BUILD_KEY, value=json.dumps(last)))
         self._source = None
         return (
             f"HNSW index built: {info['indexed']} of {info['points']} vectors indexed "
-            f"in {self.last['seconds']}s, {replayed} writes replayed"
+            f"in {last['seconds']}s, {replayed} writes replayed"
         )
 
     def _fail(self, error: str, retry_later: bool = True) -> NoReturn:
@@ -261,7 +260,6 @@ class BackgroundIndex:
         self._process = None
         self._source = None
         record = {"at": int(engine.clock()), "error" if retry_later else "cancelled": error}
-        self.last = record
         engine.store.set_meta(LAST_BUILD_KEY, json.dumps(record))
         self._clean_leftover()
         raise EphemeraError(f"background index build failed: {error}")
