@@ -83,7 +83,12 @@ def test_processes_opening_a_fresh_database_at_once_migrate_once(
         "print('ready', flush=True)\n"
         "while not Path(sys.argv[3]).exists():\n"
         "    time.sleep(0.001)\n"
-        "Engine(s).store.close()\n"
+        "try:\n"
+        "    Engine(s).store.close()\n"
+        "except Exception as exc:\n"
+        "    import traceback\n"
+        "    traceback.print_exception(exc.__context__ or exc)\n"
+        "    raise\n"
     )
     args = [str(settings.data_dir), settings.resolved_database_url, str(go)]
     procs = [
@@ -100,6 +105,6 @@ def test_processes_opening_a_fresh_database_at_once_migrate_once(
     time.sleep(0.05)
     go.touch()
     errors = [p.communicate(timeout=120)[1] for p in procs]
-    assert all(p.returncode == 0 for p in procs), errors
+    assert all(p.returncode == 0 for p in procs), "\n".join(errors)
     with Engine(settings) as engine:
         assert engine.count() == 0

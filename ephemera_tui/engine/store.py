@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -254,6 +255,24 @@ def describe_url(url: str) -> str:
         return url
 
 
+def _enable_wal(cursor: Any, wait: float = 30.0) -> None:
+    """Put the database in WAL mode (kept in the file once set). Switching a fresh file needs an
+    exclusive lock, and SQLite answers "database is locked" at once, without its busy handler,
+    when another process opening the same fresh file holds a lock it would deadlock on; so the
+    switch is retried for up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
 def make_sql_engine(url: str) -> Engine:
     """Create the SQLAlchemy engine: WAL + busy timeout on SQLite, pooled pymysql on MySQL."""
     try:
@@ -276,9 +295,9 @@ def make_sql_engine(url: str) -> Engine:
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
             cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA busy_timeout=30000")
+            _enable_wal(cursor)
+            cursor.execute("PRAGMA synchronous=NORMAL")
             # Keyword search with a filter joins each full-text match to its row: with the
             # default 2 MB page cache those lookups go to the OS at 100k memories. Map the
             # file and keep a larger cache (both grow only as pages are read).
