@@ -568,20 +568,20 @@ def process_memory() -> int:
 
 
 def pool_stats(engine: Engine) -> dict[str, int]:
-    """The SQL connection pool: size, checked out, overflow (QueuePool: MySQL, SQLite files)."""
+    """The SQL connection pool: its size, connections open and checked out, and overflow (open
+    connections beyond the size). SQLAlchemy's own overflow counter starts at minus the size,
+    which reads as nonsense on a screen, so it is turned into these plain counts."""
     pool = engine.store.engine.pool
+    calls = {"size": "size", "checked_out": "checkedout", "checked_in": "checkedin"}
     out: dict[str, int] = {}
-    for name in ("size", "checkedout", "overflow", "checkedin"):
+    for key, name in (*calls.items(), ("overflow", "overflow")):
         method = getattr(pool, name, None)
         if callable(method):
             with contextlib.suppress(Exception):
-                out[
-                    "checked_out"
-                    if name == "checkedout"
-                    else "checked_in"
-                    if name == "checkedin"
-                    else name
-                ] = int(method())
+                out[key] = int(method())
+    if "size" in out and "overflow" in out:
+        out["open"] = max(0, out["size"] + out["overflow"])
+        out["overflow"] = max(0, out["overflow"])
     return out
 
 
@@ -860,8 +860,8 @@ def format_metrics(metrics: dict[str, Any]) -> list[str]:
     lines.append(f"embedding cache: {cache['hits']} hits, {cache['misses']} misses ({rate})")
     pool = metrics["pool"]
     lines.append(
-        f"sql pool: {pool.get('checked_out', '-')} checked out of {pool.get('size', '-')}"
-        f" (overflow {pool.get('overflow', '-')})"
+        f"sql pool: {pool.get('checked_out', '-')} checked out, {pool.get('open', '-')} open,"
+        f" size {pool.get('size', '-')} (overflow {pool.get('overflow', '-')})"
     )
     outbox = metrics["outbox"]
     lag = "-" if outbox["lag_s"] is None else f"{outbox['lag_s']:.1f}s"

@@ -30,7 +30,7 @@ def fixed_status(_engine: object) -> StatusData:
             "write.add": [6.0, 7.0, 5.5, 14.0],
         },
         "errors": {"vector_search": 2},
-        "pool": {"size": 5, "checked_out": 1, "overflow": -4, "checked_in": 0},
+        "pool": {"size": 5, "checked_out": 1, "overflow": 0, "checked_in": 0, "open": 1},
         "embedding_cache": {"hits": 310, "misses": 924, "hit_rate": 0.2512},
         "process": {"pid": 1, "rss_bytes": 187_000_000},
         "processes": [{"pid": 2, "process.rss_bytes": 96_000_000}],

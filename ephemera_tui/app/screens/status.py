@@ -237,8 +237,8 @@ class HealthPanel(Widget):
         lines = [
             row(
                 "SQL pool",
-                f"{pool.get('checked_out', '-')} of {pool.get('size', '-')} checked out, "
-                f"overflow {pool.get('overflow', '-')}",
+                f"{pool.get('checked_out', '-')} checked out, {pool.get('open', '-')} open, "
+                f"size {pool.get('size', '-')}, overflow {pool.get('overflow', '-')}",
             ),
             row(
                 "Embed cache",
