@@ -20,6 +20,15 @@ async def test_opens_with_cursor_in_search_box(make_app, seeded):
         assert results.hits[0].memory.id == seeded[0]
 
 
+async def test_an_empty_store_says_how_to_begin(make_app):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await settle(pilot)
+        assert str(app.screen.query_one("#query", Input).border_subtitle) == "empty"
+        assert "ctrl+n" in str(app.screen.query_one(ResultList).render_line(0).text)
+
+
 async def test_typing_searches_and_highlights(make_app, seeded):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:

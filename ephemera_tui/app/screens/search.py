@@ -118,7 +118,7 @@ class SearchScreen(JournalScreen):
             self._show_preview(None)
         noun = "hit" if len(result.hits) == 1 else "hits"
         if result.mode == "browse":
-            subtitle = f"{len(result.hits)} most recent"
+            subtitle = f"{len(result.hits)} most recent" if result.hits else "empty"
         else:
             subtitle = f"{len(result.hits)} {noun} · {result.mode}"
         if result.notices:
