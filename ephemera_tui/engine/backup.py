@@ -4,10 +4,11 @@ A set is one directory ``ephemera-<UTC time>-<tag>/`` holding
 
 - ``sql.sqlite`` (SQLite source: the online backup API) or ``sql.jsonl`` (MySQL/MariaDB source:
   every row read in one ``START TRANSACTION WITH CONSISTENT SNAPSHOT``, with a trailer line);
-- ``vectors.tar.gz`` (embedded store: the shard flushed, closed, copied, reopened, then packed),
-  ``vectors.snapshot`` (a Qdrant server: its snapshot API), or ``vectors.jsonl.gz`` (every
-  point with its vector, the fallback for a server that cannot snapshot); or nothing, when the
-  vector store was unavailable (restore then re-embeds);
+- ``vectors.jsonl.gz`` (every point with its vector and payload, exported page by page while
+  the store keeps serving: the embedded store, and a server that cannot snapshot) or
+  ``vectors.snapshot`` (a Qdrant server: its snapshot API); or nothing, when the vector store
+  was unavailable (restore then re-embeds). Sets made by earlier versions may hold
+  ``vectors.tar.gz`` (the embedded shard's directory), which restore still loads;
 - ``manifest.json``: format and version, counts, sha256 of every file, the highest memory id
   included, a digest of all memories, model name and versions. Written last; a set is created
   under a ``.partial`` name and renamed when complete.
@@ -20,6 +21,7 @@ older snapshot) and drops vectors of memories not in the dump (a newer one).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import gzip
 import hashlib
@@ -56,6 +58,7 @@ SET_PREFIX = "ephemera-"
 TABLES = ("memory_fragments", "memory_tags", "vector_outbox")
 FRAGMENT_FIELDS = MEMORY_FIELDS
 JSON_FIELDS = ("tags", "associations")
+EXPORT_PAGE = 1000
 
 
 class BackupError(EphemeraError):
@@ -244,67 +247,41 @@ def _dump_summary(set_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, in
 
 
 def _snapshot_edge(engine: Engine, set_dir: Path) -> dict[str, Any]:
-    """Flush and close the shard, copy its directory, reopen it, then pack the copy."""
-    shard = engine.vectors_path  # the active shard (a re-embed switches it)
-    with tempfile.TemporaryDirectory(prefix="ephemera-shard-", dir=set_dir) as tmp:
-        copy = Path(tmp) / "shard"
-        with engine._open_lock:  # noqa: SLF001 - no thread of ours may reopen it meanwhile
-            vectors = engine.vectors()
-            if vectors is None:
-                raise VectorStoreError(engine.vector_status)
-            points = vectors.count()
-            engine.release_vectors()
-            try:
-                _copy_tree(shard, copy)
-            finally:
-                engine._vector_retry_at = 0.0  # noqa: SLF001
-                engine.vectors()
-        target = set_dir / "vectors.tar.gz"
-        _pack(copy, target)
-    return {"kind": "edge-shard", "file": target.name, "points": points}
+    """The embedded store's points, exported page by page while it keeps serving: the shard
+    is never closed, so search by meaning and capture go on during a backup (at a million
+    memories a close and reopen cost tens of seconds of keyword-only search and a pause)."""
+    vectors = engine.vectors()
+    if vectors is None:
+        raise VectorStoreError(engine.vector_status)
+    return _write_points(vectors, set_dir)
 
 
-def _gnu_tools() -> bool:
-    """GNU cp and tar handle the shard's sparse files (preallocated WAL and mmap chunks:
-    ~180 MB apparent, ~1 MB real for a small shard) without reading the holes."""
-    import subprocess
-
-    if not (shutil.which("tar") and shutil.which("cp")):
-        return False
-    try:
-        out = subprocess.run(["tar", "--version"], capture_output=True, text=True, timeout=10)
-    except OSError:
-        return False
-    return "GNU" in out.stdout
+def _page(vectors: Any, after_id: int, limit: int) -> list[tuple[int, Any, dict[str, Any]]]:
+    """Up to ``limit`` points after ``after_id``: id, vector, payload (any vector store)."""
+    if hasattr(vectors, "export"):
+        return list(vectors.export(after_id, limit))
+    batch = vectors.scan(after_id, limit)
+    found = vectors.vectors([pid for pid, _ in batch])
+    return [(pid, found[pid], payload) for pid, payload in batch if pid in found]
 
 
-def _copy_tree(source: Path, target: Path) -> None:
-    import subprocess
+def _write_points(vectors: Any, set_dir: Path) -> dict[str, Any]:
+    """Every point as a JSON line (id, payload, and the float32 vector in base64), read in
+    pages of ``EXPORT_PAGE`` so the store is held only for a moment at a time. Points written
+    meanwhile may or may not be included; restore's cross-check settles them against SQL."""
+    import numpy as np
 
-    if _gnu_tools():
-        done = subprocess.run(
-            ["cp", "-a", "--sparse=always", str(source), str(target)], capture_output=True
-        )
-        if done.returncode == 0:
-            return
-        shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
-
-
-def _pack(source: Path, target: Path) -> None:
-    """``source``'s contents as a gzipped tar (GNU sparse members where GNU tar exists;
-    Python's tarfile reads those)."""
-    import subprocess
-
-    if _gnu_tools():
-        done = subprocess.run(
-            ["tar", "--sparse", "-czf", str(target), "-C", str(source), "."], capture_output=True
-        )
-        if done.returncode == 0:
-            return
-        target.unlink(missing_ok=True)
-    with tarfile.open(target, "w:gz", compresslevel=1) as tar:
-        tar.add(source, arcname=".")
+    target = set_dir / "vectors.jsonl.gz"
+    written, last = 0, -1
+    with gzip.open(target, "wt", encoding="utf-8", compresslevel=1) as out:
+        while page := _page(vectors, last, EXPORT_PAGE):
+            for pid, vec, payload in page:
+                raw = np.asarray(vec, dtype="<f4").tobytes()
+                item = {"id": pid, "v": base64.b64encode(raw).decode("ascii"), "p": payload}
+                out.write(json.dumps(item, separators=(",", ":")) + "\n")
+            written += len(page)
+            last = page[-1][0]
+    return {"kind": "points", "file": target.name, "points": written, "encoding": "f32-base64"}
 
 
 def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
@@ -343,22 +320,7 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
             return {"kind": "qdrant-snapshot", "file": target.name, "points": points}
         except Exception:  # noqa: BLE001 - fall back to exporting the points
             (set_dir / "vectors.snapshot").unlink(missing_ok=True)
-    target = set_dir / "vectors.jsonl.gz"
-    written = 0
-    with gzip.open(target, "wt", encoding="utf-8", compresslevel=1) as out:
-        last = -1
-        while True:
-            batch = vectors.scan(last, 500)
-            if not batch:
-                break
-            ids = [pid for pid, _ in batch]
-            vecs = vectors.vectors(ids)
-            for pid, payload in batch:
-                if pid in vecs:
-                    out.write(json.dumps({"id": pid, "v": vecs[pid].tolist(), "p": payload}) + "\n")
-                    written += 1
-            last = ids[-1]
-    return {"kind": "points", "file": target.name, "points": written}
+    return _write_points(vectors, set_dir)
 
 
 # ---------------------------------------------------------------------------- create
@@ -594,11 +556,17 @@ def _load_vectors(engine: Engine, set_dir: Path, info: dict[str, Any]) -> int:
     raise BackupError(f"a {kind} snapshot cannot be loaded into this vector store")
 
 
-def _points_from_jsonl(file: Path) -> Iterator[tuple[int, list[float], dict[str, Any]]]:
+def _points_from_jsonl(file: Path) -> Iterator[tuple[int, Any, dict[str, Any]]]:
+    """Points of a ``vectors.jsonl.gz``: vectors in base64 float32, or (older sets) a list."""
+    import numpy as np
+
     with gzip.open(file, "rt", encoding="utf-8") as handle:
         for line in handle:
             item = json.loads(line)
-            yield int(item["id"]), item["v"], item["p"]
+            vec = item["v"]
+            if isinstance(vec, str):
+                vec = np.frombuffer(base64.b64decode(vec), dtype="<f4")
+            yield int(item["id"]), vec, item["p"]
 
 
 def _points_from_shard(file: Path) -> Iterator[tuple[int, list[float], dict[str, Any]]]:
