@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import MetaData
 
@@ -95,6 +97,12 @@ def wipe(settings: Settings) -> None:
     shutil.rmtree(settings.data_dir, ignore_errors=True)
 
 
+def vector_files(manifest: dict) -> list[str]:
+    """The files of a set's vector snapshot."""
+    info = manifest["vectors"]
+    return [info["file"], *([info["vectors_file"]] if info.get("vectors_file") else [])]
+
+
 def test_backup_wipe_restore_round_trip(
     settings: Settings, clock: FixedClock, tmp_path: Path
 ) -> None:
@@ -115,7 +123,12 @@ def test_backup_wipe_restore_round_trip(
     assert manifest["vectors"]["points"] == 59
     assert manifest["memories_sha256"] == digest
     assert manifest["model"] == "fake-hash-384"
-    assert set(manifest["files"]) == {made.manifest["sql"]["file"], manifest["vectors"]["file"]}
+    vectors = manifest["vectors"]
+    assert set(manifest["files"]) == {
+        manifest["sql"]["file"],
+        vectors["file"],
+        vectors["vectors_file"],
+    }
 
     wipe(settings)
     with Engine(settings, clock=clock) as engine:
@@ -246,9 +259,11 @@ def test_missing_or_older_vector_snapshot_reembeds(
         digest = digest_engine(engine).hexdigest()
     # Make the newer set carry the older vector snapshot (as if it was taken before more writes).
     manifest = json.loads((newer.path / "manifest.json").read_text())
-    vec = manifest["vectors"]["file"]
-    shutil.copy(older.path / vec, newer.path / vec)
-    manifest["files"][vec] = older.manifest["files"][vec]
+    files = vector_files(manifest)
+    for name in files:
+        shutil.copy(older.path / name, newer.path / name)
+        manifest["files"][name] = older.manifest["files"][name]
+    manifest["vectors"] = older.manifest["vectors"]
     (newer.path / "manifest.json").write_text(json.dumps(manifest))
     wipe(settings)
     with Engine(settings, clock=clock) as engine:
@@ -260,8 +275,9 @@ def test_missing_or_older_vector_snapshot_reembeds(
         assert engine.check().problems == 0 and engine.pending() == 0
     # And a set with no vector snapshot at all.
     manifest = json.loads((newer.path / "manifest.json").read_text())
-    (newer.path / vec).unlink()
-    del manifest["files"][vec]
+    for name in files:
+        (newer.path / name).unlink()
+        del manifest["files"][name]
     manifest["vectors"] = None
     (newer.path / "manifest.json").write_text(json.dumps(manifest))
     wipe(settings)
@@ -285,8 +301,9 @@ def test_sets_from_earlier_versions_with_a_shard_archive_still_restore(
         with tarfile.open(archive, "w:gz") as tar:
             tar.add(shard, arcname=".")
     manifest = json.loads((made.path / "manifest.json").read_text())
-    (made.path / manifest["vectors"]["file"]).unlink()
-    del manifest["files"][manifest["vectors"]["file"]]
+    for name in vector_files(manifest):
+        (made.path / name).unlink()
+        del manifest["files"][name]
     manifest["files"]["vectors.tar.gz"] = {
         "sha256": sha256_file(archive),
         "bytes": archive.stat().st_size,
@@ -299,6 +316,38 @@ def test_sets_from_earlier_versions_with_a_shard_archive_still_restore(
         assert report.vectors_loaded == 9 and report.reembedded == 0
         assert searches(engine, ordered=False) == before
         assert engine.check().problems == 0
+
+
+def test_sets_from_earlier_versions_with_inline_vectors_still_restore(
+    settings: Settings, clock: FixedClock, tmp_path: Path
+) -> None:
+    """Earlier versions wrote each vector as a JSON list inside ``vectors.jsonl.gz``."""
+    with Engine(settings, clock=clock) as engine:
+        fill(engine, 9)
+        made = create_backup(engine, tmp_path / "b")
+        before = searches(engine, ordered=False)
+    manifest = json.loads((made.path / "manifest.json").read_text())
+    info = manifest["vectors"]
+    rows = np.fromfile(made.path / info["vectors_file"], dtype="<f4").reshape(-1, info["dim"])
+    with gzip.open(made.path / info["file"], "rt") as handle:
+        items = [json.loads(line) for line in handle]
+    with gzip.open(made.path / info["file"], "wt") as out:
+        for item, row in zip(items, rows, strict=True):
+            out.write(json.dumps({**item, "v": row.tolist()}) + "\n")
+    for name in vector_files(manifest):
+        manifest["files"].pop(name)
+    (made.path / info["vectors_file"]).unlink()
+    manifest["files"][info["file"]] = {
+        "sha256": sha256_file(made.path / info["file"]),
+        "bytes": (made.path / info["file"]).stat().st_size,
+    }
+    manifest["vectors"] = {"kind": "points", "file": info["file"], "points": 9}
+    (made.path / "manifest.json").write_text(json.dumps(manifest))
+    wipe(settings)
+    with Engine(settings, clock=clock) as engine:
+        report = restore_backup(engine, made.path)
+        assert report.vectors_loaded == 9 and report.reembedded == 0
+        assert searches(engine, ordered=False) == before
 
 
 def test_backup_while_vector_store_is_held_elsewhere(

@@ -4,8 +4,9 @@ A set is one directory ``ephemera-<UTC time>-<tag>/`` holding
 
 - ``sql.sqlite`` (SQLite source: the online backup API) or ``sql.jsonl`` (MySQL/MariaDB source:
   every row read in one ``START TRANSACTION WITH CONSISTENT SNAPSHOT``, with a trailer line);
-- ``vectors.jsonl.gz`` (every point with its vector and payload, exported page by page while
-  the store keeps serving: the embedded store, and a server that cannot snapshot) or
+- ``vectors.jsonl.gz`` + ``vectors.f32`` (every point's id and payload, and its vector as raw
+  float32, exported page by page while the store keeps serving: the embedded store, and a
+  server that cannot snapshot) or
   ``vectors.snapshot`` (a Qdrant server: its snapshot API); or nothing, when the vector store
   was unavailable (restore then re-embeds). Sets made by earlier versions may hold
   ``vectors.tar.gz`` (the embedded shard's directory), which restore still loads;
@@ -21,7 +22,6 @@ older snapshot) and drops vectors of memories not in the dump (a newer one).
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import gzip
 import hashlib
@@ -266,22 +266,36 @@ def _page(vectors: Any, after_id: int, limit: int) -> list[tuple[int, Any, dict[
 
 
 def _write_points(vectors: Any, set_dir: Path) -> dict[str, Any]:
-    """Every point as a JSON line (id, payload, and the float32 vector in base64), read in
-    pages of ``EXPORT_PAGE`` so the store is held only for a moment at a time. Points written
-    meanwhile may or may not be included; restore's cross-check settles them against SQL."""
+    """Every point: ids and payloads as JSON lines in ``vectors.jsonl.gz``, the vectors in the
+    same order as raw little-endian float32 rows in ``vectors.f32`` (compressing them gains
+    little and costs most of the time). Read in pages of ``EXPORT_PAGE``, so the store is held
+    only for a moment at a time; points written meanwhile may or may not be included, and
+    restore's cross-check settles them against SQL."""
     import numpy as np
 
-    target = set_dir / "vectors.jsonl.gz"
-    written, last = 0, -1
-    with gzip.open(target, "wt", encoding="utf-8", compresslevel=1) as out:
+    target, raw_target = set_dir / "vectors.jsonl.gz", set_dir / "vectors.f32"
+    written, last, dim = 0, -1, None
+    with (
+        gzip.open(target, "wt", encoding="utf-8", compresslevel=1) as out,
+        raw_target.open("wb") as raw,
+    ):
         while page := _page(vectors, last, EXPORT_PAGE):
-            for pid, vec, payload in page:
-                raw = np.asarray(vec, dtype="<f4").tobytes()
-                item = {"id": pid, "v": base64.b64encode(raw).decode("ascii"), "p": payload}
-                out.write(json.dumps(item, separators=(",", ":")) + "\n")
+            rows = np.asarray([vec for _, vec, _ in page], dtype="<f4")
+            dim = int(rows.shape[1])
+            raw.write(rows.tobytes())
+            out.writelines(
+                json.dumps({"id": pid, "p": payload}, separators=(",", ":")) + "\n"
+                for pid, _, payload in page
+            )
             written += len(page)
             last = page[-1][0]
-    return {"kind": "points", "file": target.name, "points": written, "encoding": "f32-base64"}
+    return {
+        "kind": "points",
+        "file": target.name,
+        "vectors_file": raw_target.name,
+        "dim": dim,
+        "points": written,
+    }
 
 
 def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
@@ -550,22 +564,33 @@ def _load_vectors(engine: Engine, set_dir: Path, info: dict[str, Any]) -> int:
     if kind == "edge-shard":
         return _upsert_points(engine, _points_from_shard(file))
     if kind == "points":
-        return _upsert_points(engine, _points_from_jsonl(file))
+        return _upsert_points(engine, _points_from_jsonl(set_dir, info))
     if kind == "qdrant-snapshot" and engine.settings.qdrant_url:
         return _upload_snapshot(engine, file)
     raise BackupError(f"a {kind} snapshot cannot be loaded into this vector store")
 
 
-def _points_from_jsonl(file: Path) -> Iterator[tuple[int, Any, dict[str, Any]]]:
-    """Points of a ``vectors.jsonl.gz``: vectors in base64 float32, or (older sets) a list."""
+def _points_from_jsonl(
+    set_dir: Path, info: dict[str, Any]
+) -> Iterator[tuple[int, Any, dict[str, Any]]]:
+    """Points of a ``points`` snapshot: vectors from ``vectors.f32`` in line order, or (sets
+    of earlier versions) inline in each line."""
     import numpy as np
 
-    with gzip.open(file, "rt", encoding="utf-8") as handle:
+    raw_name = info.get("vectors_file")
+    width = 4 * int(info.get("dim") or 0)
+    with contextlib.ExitStack() as stack:
+        handle = stack.enter_context(gzip.open(set_dir / info["file"], "rt", encoding="utf-8"))
+        raw = stack.enter_context((set_dir / raw_name).open("rb")) if raw_name else None
         for line in handle:
             item = json.loads(line)
-            vec = item["v"]
-            if isinstance(vec, str):
-                vec = np.frombuffer(base64.b64decode(vec), dtype="<f4")
+            if raw is None:
+                vec = item["v"]
+            else:
+                chunk = raw.read(width)
+                if len(chunk) != width:
+                    raise BackupError(f"{raw.name}: fewer vectors than points")
+                vec = np.frombuffer(chunk, dtype="<f4")
             yield int(item["id"]), vec, item["p"]
 
 
