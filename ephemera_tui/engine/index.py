@@ -98,8 +98,8 @@ class BackgroundIndex:
     2. poll: meanwhile this process keeps searching and writing the old shard;
     3. swap: open the new shard, replay the ids written meanwhile from the old one, switch
        ``vector_collection`` (compare-and-set in SQL) and the engine's open store at once, and
-       drop the old shard. Anything odd on the way (the store was closed or switched by a
-       backup or a re-embed, the builder failed) drops the copy; the old shard keeps serving.
+       drop the old shard. Anything odd on the way (the store was closed, or switched by a
+       re-embed, the builder failed) drops the copy; the old shard keeps serving.
     """
 
     def __init__(

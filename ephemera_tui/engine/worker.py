@@ -312,7 +312,7 @@ class Worker:
     ``index_threshold``: build the embedded store's HNSW index in the background (see
     :class:`~.index.BackgroundIndex`) once this many vectors are not in it; 0: never.
     ``idle``: says whether the user is idle, so the app's pauses (the index hand-over, the
-    shard snapshot of a scheduled backup) fall where nobody notices them.
+    export of a scheduled backup) fall where nobody notices them.
     """
 
     def __init__(
@@ -370,7 +370,7 @@ class Worker:
                 if self.lease.claim():
                     self._check(run)
                 if self.lease.claim() and not self.indexer.active:
-                    self._backup_if_due(run)  # a backup closes the store: not during a build
+                    self._backup_if_due(run)  # not during a build: both want the cores
                 if self.lease.claim():
                     self._index(run)
                 run.pending = self.engine.store.pending_count()
@@ -461,7 +461,7 @@ class Worker:
         if self.backup_dir is None:
             return
         if self.idle is not None and not self.idle():
-            return  # the shard snapshot closes and reopens the store: wait for a pause
+            return  # the export competes with search for the cores: wait for a pause
         last = last_backup(self.engine)
         if last is not None and self.engine.clock() - float(last.get("at", 0)) < self.backup_every:
             return
