@@ -20,16 +20,14 @@ from pathlib import Path
 
 from _common import (
     base_parser,
-    make_engine,
     percentile,
     settings_overrides,
     table,
     temp_dir,
 )
-from latency import build_corpus, corpus_inputs, filtered
+from latency import app_engine_on_corpus, corpus_inputs, filtered
 
 from ephemera_tui.engine import Draft
-from ephemera_tui.engine.embedder import CachedEmbedder
 from ephemera_tui.engine.vectors import EdgeVectors
 from ephemera_tui.engine.worker import Worker
 
@@ -51,16 +49,10 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     args = parser.parse_args()
-    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
-    overrides = settings_overrides(args.set)
+    inputs = corpus_inputs(args.data, args.no_cache)
+    questions = inputs[1]
     with temp_dir("background-index") as tmp:
-        data = Path(tmp)
-        engine = make_engine(data, overrides, doc_embedder)
-        build_corpus(engine, turns, turn_vectors, args.size)
-        engine.close()
-        engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
-        engine.prepare_interactive()  # the query session, as the app does
-        engine.vectors()
+        engine = app_engine_on_corpus(Path(tmp), settings_overrides(args.set), args.size, inputs)
         for n in range(10):
             engine.search(questions[n])
         before = searches(engine, questions, 0, 200)

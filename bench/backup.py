@@ -16,8 +16,8 @@ import threading
 import time
 from pathlib import Path
 
-from _common import base_parser, make_engine, percentile, settings_overrides, table, temp_dir
-from latency import build_corpus, corpus_inputs, dir_mb, filtered
+from _common import base_parser, percentile, settings_overrides, table, temp_dir
+from latency import app_engine_on_corpus, corpus_inputs, dir_mb, filtered
 
 from ephemera_tui.engine.backup import create_backup, verify_backup
 from ephemera_tui.engine.embedder import CachedEmbedder
@@ -27,16 +27,13 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
     args = parser.parse_args()
-    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
-    overrides = settings_overrides(args.set)
+    inputs = corpus_inputs(args.data, args.no_cache)
+    questions, model = inputs[1], inputs[4]
     with temp_dir("backup") as tmp:
         data = Path(tmp)
-        engine = make_engine(data / "data", overrides, doc_embedder)
-        build_corpus(engine, turns, turn_vectors, args.size)
-        engine.close()
-        engine = make_engine(data / "data", overrides, CachedEmbedder(model, max_entries=0))
-        engine.prepare_interactive()
-        engine.vectors()
+        engine = app_engine_on_corpus(
+            data / "data", settings_overrides(args.set), args.size, inputs
+        )
 
         def search(n: int) -> tuple[float, str]:
             mark = time.perf_counter()

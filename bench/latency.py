@@ -42,7 +42,7 @@ from _common import (
 )
 from quality_locomo import load_conversation
 
-from ephemera_tui.engine import Draft
+from ephemera_tui.engine import Draft, Engine
 from ephemera_tui.engine.embedder import CachedEmbedder, Embedder
 from ephemera_tui.engine.vectors import VectorPoint
 
@@ -136,6 +136,19 @@ def build_corpus(engine, turns: list[str], vectors: np.ndarray, size: int, seed:
         store.clear_outbox(store.outbox_for([m.id for m in memories]))
     vec_store.flush()
     return clock()
+
+
+def app_engine_on_corpus(data: Path, overrides: dict, size: int, inputs: tuple) -> Engine:
+    """Build the ``size``-memory corpus in ``data``, then reopen it as the app would: the real
+    model, uncached, with its query session ready and the vector store open."""
+    turns, _questions, turn_vectors, doc_embedder, model = inputs
+    engine = make_engine(data, overrides, doc_embedder)
+    build_corpus(engine, turns, turn_vectors, size)
+    engine.close()
+    engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
+    engine.prepare_interactive()
+    engine.vectors()
+    return engine
 
 
 def filtered(query: str, n: int) -> str:

@@ -287,67 +287,61 @@ def test_missing_or_older_vector_snapshot_reembeds(
         assert searches(engine, ordered=False) == before
 
 
-def test_sets_from_earlier_versions_with_a_shard_archive_still_restore(
-    settings: Settings, clock: FixedClock, tmp_path: Path
-) -> None:
+def replace_vector_snapshot(set_dir: Path, info: dict, files: list[Path]) -> None:
+    """Swap a set's vector snapshot for ``files`` described by ``info`` (an older format)."""
+    manifest = json.loads((set_dir / "manifest.json").read_text())
+    for name in vector_files(manifest):
+        if set_dir / name not in files:
+            (set_dir / name).unlink()
+        del manifest["files"][name]
+    for file in files:
+        manifest["files"][file.name] = {"sha256": sha256_file(file), "bytes": file.stat().st_size}
+    manifest["vectors"] = info
+    (set_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+def as_shard_archive(engine: Engine, set_dir: Path) -> None:
     """Earlier versions packed the embedded shard's directory as ``vectors.tar.gz``."""
+    shard = engine.vectors_path
+    engine.release_vectors()
+    archive = set_dir / "vectors.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(shard, arcname=".")
+    info = {"kind": "edge-shard", "file": archive.name, "points": 9}
+    replace_vector_snapshot(set_dir, info, [archive])
+
+
+def as_inline_vectors(engine: Engine, set_dir: Path) -> None:
+    """Earlier versions wrote each vector as a JSON list inside ``vectors.jsonl.gz``."""
+    info = json.loads((set_dir / "manifest.json").read_text())["vectors"]
+    rows = np.fromfile(set_dir / info["vectors_file"], dtype="<f4").reshape(-1, info["dim"])
+    points = set_dir / info["file"]
+    with gzip.open(points, "rt") as handle:
+        items = [json.loads(line) for line in handle]
+    with gzip.open(points, "wt") as out:
+        for item, row in zip(items, rows, strict=True):
+            out.write(json.dumps({**item, "v": row.tolist()}) + "\n")
+    replace_vector_snapshot(set_dir, {"kind": "points", "file": points.name, "points": 9}, [points])
+
+
+@pytest.mark.parametrize("rewrite", [as_shard_archive, as_inline_vectors])
+def test_sets_from_earlier_versions_still_restore(
+    settings: Settings,
+    clock: FixedClock,
+    tmp_path: Path,
+    rewrite: Callable[[Engine, Path], None],
+) -> None:
     with Engine(settings, clock=clock) as engine:
         fill(engine, 9)
         made = create_backup(engine, tmp_path / "b")
         before = searches(engine, ordered=False)
-        shard = engine.vectors_path
-        engine.release_vectors()
-        archive = made.path / "vectors.tar.gz"
-        with tarfile.open(archive, "w:gz") as tar:
-            tar.add(shard, arcname=".")
-    manifest = json.loads((made.path / "manifest.json").read_text())
-    for name in vector_files(manifest):
-        (made.path / name).unlink()
-        del manifest["files"][name]
-    manifest["files"]["vectors.tar.gz"] = {
-        "sha256": sha256_file(archive),
-        "bytes": archive.stat().st_size,
-    }
-    manifest["vectors"] = {"kind": "edge-shard", "file": "vectors.tar.gz", "points": 9}
-    (made.path / "manifest.json").write_text(json.dumps(manifest))
+        rewrite(engine, made.path)
     wipe(settings)
     with Engine(settings, clock=clock) as engine:
         report = restore_backup(engine, made.path)
         assert report.vectors_loaded == 9 and report.reembedded == 0
         assert searches(engine, ordered=False) == before
         assert engine.check().problems == 0
-
-
-def test_sets_from_earlier_versions_with_inline_vectors_still_restore(
-    settings: Settings, clock: FixedClock, tmp_path: Path
-) -> None:
-    """Earlier versions wrote each vector as a JSON list inside ``vectors.jsonl.gz``."""
-    with Engine(settings, clock=clock) as engine:
-        fill(engine, 9)
-        made = create_backup(engine, tmp_path / "b")
-        before = searches(engine, ordered=False)
-    manifest = json.loads((made.path / "manifest.json").read_text())
-    info = manifest["vectors"]
-    rows = np.fromfile(made.path / info["vectors_file"], dtype="<f4").reshape(-1, info["dim"])
-    with gzip.open(made.path / info["file"], "rt") as handle:
-        items = [json.loads(line) for line in handle]
-    with gzip.open(made.path / info["file"], "wt") as out:
-        for item, row in zip(items, rows, strict=True):
-            out.write(json.dumps({**item, "v": row.tolist()}) + "\n")
-    for name in vector_files(manifest):
-        manifest["files"].pop(name)
-    (made.path / info["vectors_file"]).unlink()
-    manifest["files"][info["file"]] = {
-        "sha256": sha256_file(made.path / info["file"]),
-        "bytes": (made.path / info["file"]).stat().st_size,
-    }
-    manifest["vectors"] = {"kind": "points", "file": info["file"], "points": 9}
-    (made.path / "manifest.json").write_text(json.dumps(manifest))
-    wipe(settings)
-    with Engine(settings, clock=clock) as engine:
-        report = restore_backup(engine, made.path)
-        assert report.vectors_loaded == 9 and report.reembedded == 0
-        assert searches(engine, ordered=False) == before
 
 
 def test_backup_while_vector_store_is_held_elsewhere(
