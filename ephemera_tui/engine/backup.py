@@ -248,8 +248,9 @@ def _dump_summary(set_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, in
 
 def _snapshot_edge(engine: Engine, set_dir: Path) -> dict[str, Any]:
     """The embedded store's points, exported page by page while it keeps serving: the shard
-    is never closed, so search by meaning and capture go on during a backup (at a million
-    memories a close and reopen cost tens of seconds of keyword-only search and a pause)."""
+    is never closed, so search by meaning and capture go on during a backup (closing it meant
+    keyword-only search during the copy, and at a million memories a pause of seconds on
+    reopen)."""
     vectors = engine.vectors()
     if vectors is None:
         raise VectorStoreError(engine.vector_status)
