@@ -45,7 +45,7 @@ from .domain import MEMORY_FIELDS
 from .errors import EphemeraError, VectorStoreError
 from .files import sha256_file
 from .store import FRAGMENTS, META, OUTBOX, TAGS
-from .vectors import COLLECTION
+from .vectors import COLLECTION, VectorStore
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -257,16 +257,7 @@ def _snapshot_edge(engine: Engine, set_dir: Path) -> dict[str, Any]:
     return _write_points(vectors, set_dir)
 
 
-def _page(vectors: Any, after_id: int, limit: int) -> list[tuple[int, Any, dict[str, Any]]]:
-    """Up to ``limit`` points after ``after_id``: id, vector, payload (any vector store)."""
-    if hasattr(vectors, "export"):
-        return list(vectors.export(after_id, limit))
-    batch = vectors.scan(after_id, limit)
-    found = vectors.vectors([pid for pid, _ in batch])
-    return [(pid, found[pid], payload) for pid, payload in batch if pid in found]
-
-
-def _write_points(vectors: Any, set_dir: Path) -> dict[str, Any]:
+def _write_points(vectors: VectorStore, set_dir: Path) -> dict[str, Any]:
     """Every point: ids and payloads as JSON lines in ``vectors.jsonl.gz``, the vectors in the
     same order as raw little-endian float32 rows in ``vectors.f32`` (compressing them gains
     little and costs most of the time). Read in pages of ``EXPORT_PAGE``, so the store is held
@@ -280,7 +271,7 @@ def _write_points(vectors: Any, set_dir: Path) -> dict[str, Any]:
         gzip.open(target, "wt", encoding="utf-8", compresslevel=1) as out,
         raw_target.open("wb") as raw,
     ):
-        while page := _page(vectors, last, EXPORT_PAGE):
+        while page := vectors.export(last, EXPORT_PAGE):
             rows = np.asarray([vec for _, vec, _ in page], dtype="<f4")
             dim = int(rows.shape[1])
             raw.write(rows.tobytes())

@@ -572,9 +572,14 @@ def pool_stats(engine: Engine) -> dict[str, int]:
     connections beyond the size). SQLAlchemy's own overflow counter starts at minus the size,
     which reads as nonsense on a screen, so it is turned into these plain counts."""
     pool = engine.store.engine.pool
-    calls = {"size": "size", "checked_out": "checkedout", "checked_in": "checkedin"}
+    calls = {
+        "size": "size",
+        "checked_out": "checkedout",
+        "checked_in": "checkedin",
+        "overflow": "overflow",
+    }
     out: dict[str, int] = {}
-    for key, name in (*calls.items(), ("overflow", "overflow")):
+    for key, name in calls.items():
         method = getattr(pool, name, None)
         if callable(method):
             with contextlib.suppress(Exception):

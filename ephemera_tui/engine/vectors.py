@@ -55,6 +55,10 @@ class VectorStore(Protocol):
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]: ...
 
+    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
+        """Up to ``limit`` points with ids above ``after_id``, in id order: id, vector, payload."""
+        ...
+
     def count(self) -> int: ...
 
     def flush(self) -> None: ...
@@ -473,17 +477,25 @@ class ClientVectors:
         return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        records = self._scroll(after_id, limit, with_vectors=False)
+        return [(int(r.id), dict(r.payload or {})) for r in records]
+
+    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
+        records = self._scroll(after_id, limit, with_vectors=True)
+        return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
+
+    def _scroll(self, after_id: int, limit: int, with_vectors: bool) -> list[Any]:
         try:
             records, _next = self._client.scroll(
                 self.collection,
                 offset=after_id + 1 if after_id >= 0 else None,
                 limit=limit,
                 with_payload=True,
-                with_vectors=False,
+                with_vectors=with_vectors,
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("scroll", exc) from None
-        return sorted(((int(r.id), dict(r.payload or {})) for r in records), key=lambda x: x[0])
+        return sorted(records, key=lambda r: int(r.id))
 
     def count(self) -> int:
         try:
