@@ -346,7 +346,7 @@ def test_read_mode_meilisearch_answers_from_meili_and_falls_back_when_down(
     result = engine.search("bread")
     assert result.mode == "meilisearch"
     assert [h.memory.id for h in result.hits] == [ids["2"], ids["1"]]
-    engine.meili_router.wait()  # type: ignore[attr-defined]
+    engine.search_router.wait()  # type: ignore[union-attr]
     shadow = state.get_json(engine.store, state.META_SHADOW)
     assert shadow["count"] == 1 and shadow["last"]["primary"] == "meilisearch"
 
@@ -368,7 +368,7 @@ def test_read_mode_ephemera_shadows_meili_and_logs(
     result = engine.search("dog")
     assert result.mode in ("hybrid", "keyword")
     assert result.hits[0].memory.id == ids["1"]
-    engine.meili_router.wait()  # type: ignore[attr-defined]
+    engine.search_router.wait()  # type: ignore[union-attr]
     log = engine.settings.data_dir / "migration" / "shadow.jsonl"
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["query"] == "dog" and entry["primary"] == "ephemera"

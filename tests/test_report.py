@@ -9,7 +9,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ephemera_tui.commands.report import render_html, render_text
+from ephemera_tui.cli.commands.report import render_html, render_text
 from ephemera_tui.engine import Draft, Engine
 from ephemera_tui.engine.analytics import patterns
 from ephemera_tui.engine.charts import bar, filled, sparkline

@@ -127,9 +127,9 @@ class EphemeraApp(App[None]):
             if self._engine_factory is not None:
                 engine = self._engine_factory(self.settings)
             else:
-                from ..engine import Engine
+                from ..engine.compose import open_engine
 
-                engine = Engine(self.settings, clock=self.clock)
+                engine = open_engine(self.settings, clock=self.clock)
         except Exception as exc:  # noqa: BLE001 - shown to the user, never a traceback
             self.call_from_thread(
                 self.notify,

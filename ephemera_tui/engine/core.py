@@ -9,13 +9,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .config import Settings
 from .domain import CheckReport, Draft, Hit, Memory, SearchResult, content_hash
 from .embedder import CachedEmbedder, load_embedder
 from .errors import EmbeddingError, EphemeraError, NotFoundError, VectorStoreError
-from .extensions import ENGINE_EXTENSIONS
 from .filters import SearchFilter
 from .fusion import fuse, in_background
 from .metrics import instrumented, open_metrics
@@ -28,6 +27,17 @@ if TYPE_CHECKING:
     from .vectors import EdgeVectors
 
 VECTOR_RETRY_SECONDS = 3.0
+
+WriteObserver = Callable[[str, Memory], None]
+"""Called as ``observer(op, memory)`` after a write (op: add, update or delete)."""
+
+
+class SearchRouter(Protocol):
+    """Something that answers :meth:`Engine.search` in the engine's place (same signature)."""
+
+    def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
+        """Answer one search."""
+        ...
 
 
 @dataclass(slots=True)
@@ -109,11 +119,9 @@ class Engine:
         self._open_lock = threading.RLock()
         self._sync_lock = threading.Lock()
         self.last_sync_error: str | None = None
-        self.write_observers: list[Callable[[str, Memory], None]] = []
+        self._observers: list[WriteObserver] = []
+        self._router: SearchRouter | None = None
         self.metrics = open_metrics(self)  # latency, errors, cache, pool, memory -> metrics.db
-        for extend in ENGINE_EXTENSIONS:
-            with contextlib.suppress(Exception):
-                extend(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -274,9 +282,31 @@ class Engine:
         self._notify("delete", memory)
         return memory
 
+    def observe_writes(self, observer: WriteObserver) -> None:
+        """Call ``observer(op, memory)`` after every add, update and delete."""
+        self._observers.append(observer)
+
+    def stop_observing(self, observer: WriteObserver) -> None:
+        """Undo :meth:`observe_writes` (a no-op for an observer not attached)."""
+        self._observers = [o for o in self._observers if o is not observer]
+
+    @property
+    def write_observers(self) -> tuple[WriteObserver, ...]:
+        """The observers attached with :meth:`observe_writes`."""
+        return tuple(self._observers)
+
+    @property
+    def search_router(self) -> SearchRouter | None:
+        """The router attached with :meth:`route_searches`, if any."""
+        return self._router
+
+    def route_searches(self, router: SearchRouter | None) -> None:
+        """Send :meth:`search` through ``router`` (None: answer locally again)."""
+        self._router = router
+
     def _notify(self, op: str, memory: Memory) -> None:
         """Tell write observers (add/update/delete) after the write; they never fail it."""
-        for observer in self.write_observers:
+        for observer in self._observers:
             with contextlib.suppress(Exception):
                 observer(op, memory)
 
@@ -537,8 +567,17 @@ class Engine:
     def parse(self, raw: str) -> ParsedQuery:
         return parse_query(raw, self.clock())
 
-    @instrumented("search")
     def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
+        """Search as configured: through the attached router (the MeiliSearch migration's
+        read switching) if any, else :meth:`local_search`."""
+        if self._router is not None:
+            return self._router.search(raw, limit, keyword_only=keyword_only)
+        return self.local_search(raw, limit, keyword_only=keyword_only)
+
+    @instrumented("search")
+    def local_search(
+        self, raw: str, limit: int = 20, *, keyword_only: bool = False
+    ) -> SearchResult:
         """Hybrid search: parse → semantic (Qdrant, filtered) + keyword (SQL, filtered) → fuse →
         enrich from SQL in one query. Answers from keyword alone, and says so, when the vector
         side is unavailable or behind. ``keyword_only`` asks for the keyword side alone (fast

@@ -366,7 +366,7 @@ class Router:
         self.engine = engine
         self.config = config
         self._server = server
-        self.local = local or engine.search
+        self.local = local or engine.local_search
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self.log_path = Path(engine.settings.data_dir) / "migration" / "shadow.jsonl"
@@ -377,7 +377,11 @@ class Router:
             self._server = MeiliServer(self.config)
         return self._server
 
-    def search(self, raw: str, limit: int = 20) -> SearchResult:
+    def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
+        """Answer from the side the read mode names (same signature as ``Engine.search``).
+        ``keyword_only`` (the app's first pass while typing) always answers locally."""
+        if keyword_only:
+            return self.local(raw, limit, keyword_only=True)
         mode = self.config.read_mode
         if mode == "meilisearch":
             try:
@@ -530,10 +534,8 @@ def install(engine: Any, config: MeiliConfig) -> tuple[DualWriter, Router] | Non
     if state.get_json(engine.store, state.META_FINISHED):
         return None
     writer = DualWriter(engine, config)
-    engine.write_observers.append(writer)
+    engine.observe_writes(writer)
     router = Router(engine, config)
-    engine.search = router.search
-    engine.meili_router = router
-    engine.meili_writer = writer
+    engine.route_searches(router)
     atexit.register(router.wait, config.timeout)
     return writer, router

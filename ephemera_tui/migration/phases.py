@@ -130,9 +130,11 @@ def finish(
     }
     state.set_json(store, state.META_FINISHED, record)
     # Stop this engine's dual writing and routing at once (new engines never attach).
-    engine.write_observers[:] = [
-        o for o in engine.write_observers if type(o).__name__ != "DualWriter"
-    ]
-    if "search" in vars(engine):
-        del engine.search
+    from .live import DualWriter, Router
+
+    for observer in engine.write_observers:
+        if isinstance(observer, DualWriter):
+            engine.stop_observing(observer)
+    if isinstance(engine.search_router, Router):
+        engine.route_searches(None)
     return record

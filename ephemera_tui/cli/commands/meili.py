@@ -6,10 +6,14 @@ Heavy imports stay inside the command functions: ``ephemera --help`` imports thi
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from ..context import current, engine_session, fail, guarded, notice
+from ..output import progress
 
 migrate_app = typer.Typer(
     name="migrate",
@@ -29,35 +33,17 @@ migrate_app.add_typer(meili_app, name="meili")
 def register(app: typer.Typer) -> None:
     """Add ``migrate meili`` and let new engines dual write / route reads when configured."""
     app.add_typer(migrate_app, name="migrate")
-    from ..engine.extensions import ENGINE_EXTENSIONS
-
-    if _attach not in ENGINE_EXTENSIONS:
-        ENGINE_EXTENSIONS.append(_attach)
 
 
-def _attach(engine: Any) -> None:
-    """Engine extension: dual write and read routing while ``[migration.meilisearch]`` is set."""
-    from ..cli import State
-    from ..migration.phases import attach
+def _meili_config(ctx: typer.Context) -> Any:
+    from ...migration.config import load_meili_config
 
-    attach(engine, config_path=State.config)
-
-
-def _cli() -> Any:
-    from .. import cli
-
-    return cli
-
-
-def _meili_config() -> Any:
-    from ..migration.config import load_meili_config
-
-    cli = _cli()
-    return cli.guarded(lambda: load_meili_config(cli.State.config))
+    return guarded(lambda: load_meili_config(current(ctx).config_path))
 
 
 @meili_app.command("import")
 def import_(
+    ctx: typer.Context,
     path: Annotated[
         Path,
         typer.Argument(help="A .dump file, an NDJSON/JSON export, or a folder of saved pages."),
@@ -92,20 +78,19 @@ def import_(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Import documents from a MeiliSearch dump or export. Re-running adds no duplicates."""
-    from ..migration.importer import Importer, preview
-    from ..migration.mapping import build_mapping, parse_map_options
-    from ..migration.readers import read_source
+    from ...migration.importer import Importer, preview
+    from ...migration.mapping import build_mapping, parse_map_options
+    from ...migration.readers import read_source
 
-    cli = _cli()
-    config = _meili_config()
-    now = cli.time.time()
-    explicit = cli.guarded(
+    config = _meili_config(ctx)
+    now = time.time()
+    explicit = guarded(
         lambda: {
             **parse_map_options(f"{k}={v}" for k, v in config.field_map.items()),
             **parse_map_options(field_map or ()),
         }
     )
-    source = cli.guarded(
+    source = guarded(
         lambda: read_source(
             path,
             index=index or config.index,
@@ -113,7 +98,7 @@ def import_(
             skip_bad=skip_bad or show_preview,
         )
     )
-    fmap = cli.guarded(
+    fmap = guarded(
         lambda: build_mapping([d.data for d in source.documents], explicit, source.primary_key)
     )
     if show_preview:
@@ -123,19 +108,19 @@ def import_(
         else:
             _print_preview(data)
         return
-    with cli.engine_session() as engine:
+    with engine_session(ctx) as engine:
         importer = Importer(
             engine,
             vectors_model=vectors_model or config.vectors_model,
             embedder_name=embedder,
         )
-        with cli._progress(len(source.documents), "importing") as advance:
+        with progress(len(source.documents), "importing") as advance:
             importer.progress = advance
             report = importer.run(source, fmap, skip_bad=skip_bad, now=now)
         for message in report.invalid[:20]:
-            cli.notice(f"skipped {message}")
+            notice(f"skipped {message}")
         for message in report.notes:
-            cli.notice(message)
+            notice(message)
         if as_json:
             typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
         else:
@@ -171,10 +156,10 @@ def _print_preview(data: dict[str, Any]) -> None:
     typer.echo("nothing written (--preview)")
 
 
-def _live_config() -> Any:
-    config = _meili_config()
+def _live_config(ctx: typer.Context) -> Any:
+    config = _meili_config(ctx)
     if not config.live:
-        _cli().fail(
+        fail(
             f"no MeiliSearch server configured: set url and index in [migration.meilisearch] "
             f"of {config.path}"
         )
@@ -182,35 +167,34 @@ def _live_config() -> Any:
 
 
 def _read_queries(path: Path) -> list[tuple[str, str]]:
-    cli = _cli()
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        cli.fail(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
+        fail(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}")
     queries = [
         (f"{path}:{n}", line.strip())
         for n, line in enumerate(lines, start=1)
         if line.strip() and not line.lstrip().startswith("#")
     ]
     if not queries:
-        cli.fail(f"{path}: no queries (one per line)")
+        fail(f"{path}: no queries (one per line)")
     return queries
 
 
 @meili_app.command()
 def compare(
+    ctx: typer.Context,
     queries: Annotated[Path, typer.Option("--queries", help="One query per line.")],
     k: Annotated[int, typer.Option("-k", help="Compare the top K results.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Run each query against MeiliSearch and Ephemera: overlap@k, rank agreement, latency."""
-    from ..migration.live import MeiliServer
-    from ..migration.live import compare as run_compare
+    from ...migration.live import MeiliServer
+    from ...migration.live import compare as run_compare
 
-    cli = _cli()
-    config = _live_config()
+    config = _live_config(ctx)
     lines = _read_queries(queries)
-    with cli.engine_session() as engine:
+    with engine_session(ctx) as engine:
         rows, summary = run_compare(engine, MeiliServer(config), config, lines, k)
     if as_json:
         typer.echo(json.dumps({"queries": rows, "summary": summary}, ensure_ascii=False))
@@ -241,21 +225,21 @@ def _fmt(value: Any) -> str:
 
 
 @meili_app.command()
-def sync() -> None:
+def sync(ctx: typer.Context) -> None:
     """Send the writes still queued for MeiliSearch now (dual writing retries them anyway)."""
-    from ..migration.live import DualWriter
+    from ...migration.live import DualWriter
 
-    cli = _cli()
-    config = _live_config()
-    with cli.engine_session() as engine:
+    config = _live_config(ctx)
+    with engine_session(ctx) as engine:
         result = DualWriter(engine, config).drain(limit=10_000, force=True)
     typer.echo(f"sent {result['sent']}, still queued {result['remaining']}")
     if result["error"]:
-        cli.fail(result["error"])
+        fail(result["error"])
 
 
 @meili_app.command()
 def finish(
+    ctx: typer.Context,
     queries: Annotated[
         Path | None, typer.Option("--queries", help="Run a final comparison with these queries.")
     ] = None,
@@ -265,12 +249,11 @@ def finish(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Cut over: stop dual writing, record the final comparison and the last dump's path."""
-    from ..migration.phases import finish as run_finish
+    from ...migration.phases import finish as run_finish
 
-    cli = _cli()
-    config = _meili_config()
+    config = _meili_config(ctx)
     lines = _read_queries(queries) if queries is not None else None
-    with cli.engine_session() as engine:
+    with engine_session(ctx) as engine:
         record = run_finish(engine, config, queries=lines, force=force)
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False))
@@ -289,19 +272,21 @@ def finish(
             + (f" (sha256 {dump['sha256'][:16]}…)" if dump.get("sha256") else " (missing)")
         )
     if record["abandoned_writes"]:
-        cli.notice(f"{record['abandoned_writes']} queued writes were never sent (--force)")
+        notice(f"{record['abandoned_writes']} queued writes were never sent (--force)")
     if config.live:
-        cli.notice("you may now remove [migration.meilisearch] from the config file")
+        notice("you may now remove [migration.meilisearch] from the config file")
 
 
 @meili_app.command()
-def status(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
     """Which migration phase is active, and its figures."""
-    from ..migration.phases import status as run_status
+    from ...migration.phases import status as run_status
 
-    cli = _cli()
-    config = _meili_config()
-    with cli.engine_session() as engine:
+    config = _meili_config(ctx)
+    with engine_session(ctx) as engine:
         data = run_status(engine, config)
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, default=str))

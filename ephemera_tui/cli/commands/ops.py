@@ -11,6 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from ..context import engine_session, fail, guarded
+
 KEEP_DAILY = typer.Option(
     "--keep-daily",
     envvar="EPHEMERA_BACKUP_KEEP_DAILY",
@@ -19,19 +21,6 @@ KEEP_DAILY = typer.Option(
 KEEP_WEEKLY = typer.Option(
     "--keep-weekly", envvar="EPHEMERA_BACKUP_KEEP_WEEKLY", help="…and of the last N weeks."
 )
-
-
-def _cli() -> Any:
-    """The running CLI module (``__main__`` under ``python -m ephemera_tui.cli``), so the
-    global options it parsed (``--data-dir``…) apply here too."""
-    import sys
-
-    main = sys.modules.get("__main__")
-    if main is not None and hasattr(main, "engine_session") and hasattr(main, "State"):
-        return main
-    from .. import cli
-
-    return cli
 
 
 def _age(seconds: Any) -> str:
@@ -84,16 +73,15 @@ def _health_lines(data: dict[str, Any]) -> list[str]:
 
 
 def check(
+    ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Health and cross-check: SQL against the vector store (missing, orphaned, stale, wrong
     model), pending outbox and its age, last check, last backup. Exit 1 on problems."""
-    cli = _cli()
-    engine_session, fail = cli.engine_session, cli.fail
-    from ..engine.worker import health, record_check
+    from ...engine.worker import health, record_check
 
-    with engine_session() as engine:
+    with engine_session(ctx) as engine:
         report = engine.check(repair=repair)
         record_check(engine, report)
         remaining = engine.check() if repair else report
@@ -119,6 +107,7 @@ def check(
 
 
 def worker(
+    ctx: typer.Context,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between runs.")] = 5.0,
     once: Annotated[bool, typer.Option("--once", help="Run one pass and exit.")] = False,
     slice_size: Annotated[
@@ -152,9 +141,8 @@ def worker(
     import signal
     import threading
 
-    engine_session = _cli().engine_session
-    from ..engine.metrics import sample_after_run, serve_metrics
-    from ..engine.worker import Worker, WorkerRun
+    from ...engine.metrics import sample_after_run, serve_metrics
+    from ...engine.worker import Worker, WorkerRun
 
     def report(run: WorkerRun) -> None:
         if as_json:
@@ -165,7 +153,7 @@ def worker(
             release = not engine.settings.qdrant_url and not runner.indexer.active
             sample_after_run(engine, recall_every * 3600, release=release)
 
-    with engine_session() as engine:
+    with engine_session(ctx) as engine:
         settings = engine.settings
         target = (
             None
@@ -205,6 +193,7 @@ def worker(
 
 
 def backup(
+    ctx: typer.Context,
     to: Annotated[
         Path | None,
         typer.Option("--to", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."),
@@ -218,11 +207,9 @@ def backup(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Write one backup set (SQL dump + vector snapshot + manifest), then apply retention."""
-    cli = _cli()
-    engine_session, fail, guarded = cli.engine_session, cli.fail, cli.guarded
 
     if verify is not None:
-        from ..engine.backup import verify_backup
+        from ...engine.backup import verify_backup
 
         result = guarded(lambda: verify_backup(verify))
         if as_json:
@@ -239,9 +226,9 @@ def backup(
         if not result.ok:
             fail(f"backup set {verify} did not verify")
         return
-    from ..engine.backup import apply_retention, create_backup
+    from ...engine.backup import apply_retention, create_backup
 
-    with engine_session() as engine:
+    with engine_session(ctx) as engine:
         root = to or engine.settings.data_dir / "backups"
         made = create_backup(engine, root)
         removed = apply_retention(root, keep_daily, keep_weekly)
@@ -273,16 +260,15 @@ def backup(
 
 
 def restore(
+    ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="A backup set directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Rebuild an empty database and vector store from a backup set (refuses non-empty ones)."""
-    cli = _cli()
-    engine_session, fail, guarded = cli.engine_session, cli.fail, cli.guarded
-    from ..engine.backup import load_manifest, restore_backup
+    from ...engine.backup import load_manifest, restore_backup
 
     guarded(lambda: load_manifest(directory))  # refuse bad input before opening the target
-    with engine_session() as engine:
+    with engine_session(ctx) as engine:
         report = restore_backup(engine, directory)
         if as_json:
             typer.echo(json.dumps(report.to_dict()))

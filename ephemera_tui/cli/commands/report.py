@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import html
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..engine.charts import bar, bucket_label, filled, local_time, sparkline
+from ...engine.charts import bar, bucket_label, filled, local_time, sparkline
+from ..context import engine_session, fail, notice
 
 if TYPE_CHECKING:
-    from ..engine.analytics import Patterns
-
-
-def _cli() -> Any:
-    """The running CLI module (global options such as ``--data-dir`` apply here too)."""
-    main = sys.modules.get("__main__")
-    if main is not None and hasattr(main, "engine_session") and hasattr(main, "State"):
-        return main
-    from .. import cli
-
-    return cli
+    from ...engine.analytics import Patterns
 
 
 def choose_unit(p: Patterns) -> str:
@@ -45,7 +35,7 @@ def choose_unit(p: Patterns) -> str:
 
 def render_text(p: Patterns, width: int = 80, metrics: dict[str, Any] | None = None) -> str:
     """The report as plain text with block-character charts."""
-    from ..engine.analytics import WEEKDAYS
+    from ...engine.analytics import WEEKDAYS
 
     out: list[str] = []
 
@@ -240,7 +230,7 @@ def svg_hbars(values: list[tuple[str, int]], *, width: int = 420, color: str = A
 
 def render_html(p: Patterns, metrics: dict[str, Any] | None = None) -> str:
     """A self-contained page: inline CSS and SVG, no scripts, no external assets."""
-    from ..engine.analytics import WEEKDAYS
+    from ...engine.analytics import WEEKDAYS
 
     generated = local_time(p.now, p.utc_offset)
     head = (
@@ -329,6 +319,7 @@ def render_html(p: Patterns, metrics: dict[str, Any] | None = None) -> str:
 
 
 def report(
+    ctx: typer.Context,
     fmt: Annotated[
         str, typer.Option("--format", "-f", help="text, html or json.", case_sensitive=False)
     ] = "text",
@@ -344,19 +335,18 @@ def report(
 ) -> None:
     """Patterns in your memories: activity over time, tags rising and falling, sources,
     importance and confidence, busiest hours and weekdays (html: charts in one file)."""
-    cli = _cli()
     fmt = fmt.lower()
     if fmt not in ("text", "html", "json"):
-        cli.fail(f"unknown format {fmt!r}: text, html or json")
+        fail(f"unknown format {fmt!r}: text, html or json")
     if period < 1:
-        cli.fail("--period must be at least 1 day")
-    from ..engine.analytics import patterns
+        fail("--period must be at least 1 day")
+    from ...engine.analytics import patterns
 
-    with cli.engine_session() as engine:
+    with engine_session(ctx) as engine:
         found = patterns(engine, period_days=period)
         metrics = None
         if system:
-            from ..engine.metrics import collect
+            from ...engine.metrics import collect
 
             metrics = collect(engine, series=0)
     if fmt == "json":
@@ -372,7 +362,7 @@ def report(
         typer.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
-        cli.notice(f"wrote {output}")
+        notice(f"wrote {output}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,113 @@
+"""Keeping the vectors in step: ``sync``, ``stats``, ``reembed`` and ``optimize``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from ..context import engine_session, fail
+
+
+def sync(ctx: typer.Context) -> None:
+    """Write pending vectors (the outbox) into the vector store."""
+    with engine_session(ctx) as engine:
+        report = engine.sync()
+        typer.echo(
+            f"indexed {report.upserted}, removed {report.deleted}, pending {report.remaining}"
+        )
+        if report.error:
+            fail(report.error)
+
+
+def stats(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    prometheus: Annotated[
+        bool, typer.Option("--prometheus", help="Metrics in Prometheus text format.")
+    ] = False,
+) -> None:
+    """Counts and health: memories, pending vectors, backends; latency, errors, cache, pool,
+    memory, outbox and index quality recorded by every ephemera process (docs/monitoring.md)."""
+    from ...engine.metrics import collect, format_metrics, prometheus_text
+
+    with engine_session(ctx) as engine:
+        engine.vectors()
+        if prometheus:
+            typer.echo(prometheus_text(engine), nl=False)
+            return
+        data = engine.stats()
+        data["metrics"] = collect(engine, series=0 if not as_json else 60)
+        if as_json:
+            typer.echo(json.dumps(data, default=str))
+            return
+        for key, value in data.items():
+            if key != "metrics":
+                typer.echo(f"{key:>20}: {value if value is not None else '-'}")
+        for line in format_metrics(data["metrics"]):
+            typer.echo(line)
+
+
+def reembed(
+    ctx: typer.Context,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Memories per batch.")] = 256,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Re-embed every memory with the configured model into a new collection, then switch.
+
+    The old collection keeps serving meanwhile; an interrupted run resumes where it stopped.
+    """
+    with engine_session(ctx) as engine:
+        report = engine.reembed(
+            (lambda n: typer.echo(f"  +{n}", err=True)) if not as_json else None,
+            batch_size=batch_size,
+        )
+        if as_json:
+            typer.echo(json.dumps(report.to_dict()))
+            return
+        resumed = "" if report.resumed_from is None else f" (resumed after {report.resumed_from})"
+        typer.echo(f"re-embedded {report.embedded} into {report.collection}{resumed}")
+        if report.switched:
+            typer.echo(
+                f"switched from {report.previous} to {report.collection}: caught up "
+                f"{report.caught_up}, removed {report.removed}"
+            )
+        for note in report.notes:
+            typer.echo(note)
+
+
+def optimize(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Build the HNSW index of the embedded vector store (minutes at 100k memories).
+
+    Run it while no app or worker holds the store; they search by keyword meanwhile
+    elsewhere. Searches stay exact without it, just slower at large sizes.
+    """
+    from ...engine.index import build_index
+
+    with engine_session(ctx) as engine:
+        typer.echo("building the HNSW index; this process is busy until it finishes", err=True)
+        result = build_index(engine)
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {"before": result.before, "after": result.after, "seconds": result.seconds}
+                )
+            )
+            return
+        typer.echo(
+            f"indexed {result.after['indexed']} of {result.after['points']} vectors "
+            f"(before: {result.before['indexed']}) in {result.seconds}s, "
+            f"{result.after['segments']} segments"
+        )
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands."""
+    app.command("sync")(sync)
+    app.command("stats")(stats)
+    app.command("reembed")(reembed)
+    app.command("optimize")(optimize)

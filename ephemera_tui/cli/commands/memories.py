@@ -1,0 +1,207 @@
+"""Commands on single memories: ``add``, ``show``, ``edit``, ``delete`` and ``link``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..context import engine_session, fail, guarded, notice
+from ..output import printable
+
+
+def _read_content(text: str) -> str:
+    if text == "-":
+        return sys.stdin.read()
+    return text
+
+
+def _when(value: str | None) -> int | None:
+    if value is None:
+        return None
+    from ...engine.query import parse_timestamp
+
+    return guarded(lambda: parse_timestamp(value, time.time(), "--at"))
+
+
+def add(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(help="The memory's text, or - to read it from stdin.")],
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="A tag (repeatable).")
+    ] = None,
+    source: Annotated[str, typer.Option("--source", "-s", help="Where it came from.")] = "note",
+    importance: Annotated[int, typer.Option("--importance", "-i", help="0-255.")] = 128,
+    confidence: Annotated[int, typer.Option("--confidence", "-c", help="0-255.")] = 128,
+    at: Annotated[
+        str | None, typer.Option("--at", help="When it happened: ISO date, Unix time, 'yesterday'…")
+    ] = None,
+    note: Annotated[str | None, typer.Option("--note", "-n", help="Free-form notes.")] = None,
+    link: Annotated[
+        list[int] | None, typer.Option("--link", "-l", help="Linked memory id.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the memory as JSON.")] = False,
+) -> None:
+    """Record a memory and print its id."""
+    from ...engine.domain import Draft
+
+    content = _read_content(text)
+    draft = guarded(
+        lambda: Draft(
+            content=content,
+            created_at=_when(at),
+            source=source,
+            importance=importance,
+            confidence=confidence,
+            tags=tuple(tag or ()),
+            notes=note,
+            associations=tuple(link or ()),
+        )
+    )
+    with engine_session(ctx) as engine:
+        for target in draft.associations:
+            engine.get(target)
+        memory = engine.add(draft)
+        if engine.vector_status != "ok":
+            notice(f"saved; semantic indexing deferred ({engine.vector_status})")
+        typer.echo(json.dumps(memory.to_dict(), ensure_ascii=False) if as_json else str(memory.id))
+
+
+def show(
+    ctx: typer.Context,
+    memory_id: Annotated[int, typer.Argument(help="Memory id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+) -> None:
+    """Show one memory in full, with its links."""
+    from datetime import datetime
+
+    with engine_session(ctx) as engine:
+        memory = engine.get(memory_id)
+        if as_json:
+            typer.echo(json.dumps(memory.to_dict(), ensure_ascii=False))
+            return
+        outgoing, incoming = engine.neighbours(memory_id)
+        when = datetime.fromtimestamp(memory.created_at).strftime("%Y-%m-%d %H:%M")
+        recorded = datetime.fromtimestamp(memory.id / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        typer.echo(f"id:         {memory.id} (recorded {recorded})")
+        typer.echo(f"happened:   {when}")
+        typer.echo(f"source:     {memory.source}")
+        typer.echo(f"importance: {memory.importance}   confidence: {memory.confidence}")
+        typer.echo(f"tags:       {', '.join(memory.tags) or '-'}")
+        typer.echo("")
+        typer.echo(printable(memory.content) if "\n" not in memory.content else memory.content)
+        if memory.notes:
+            typer.echo("\nnotes:\n" + memory.notes)
+        for label, group in (("links to", outgoing), ("linked from", incoming)):
+            for other in group:
+                snippet = " ".join(other.content.split())[:60]
+                typer.echo(f"{label}: {other.id}  {printable(snippet)}")
+
+
+def edit(
+    ctx: typer.Context,
+    memory_id: Annotated[int, typer.Argument(help="Memory id.")],
+    content: Annotated[
+        str | None, typer.Option("--content", help="New text (- for stdin).")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", "-t", help="Replace tags (repeatable).")
+    ] = None,
+    source: Annotated[str | None, typer.Option("--source", "-s")] = None,
+    importance: Annotated[int | None, typer.Option("--importance", "-i")] = None,
+    confidence: Annotated[int | None, typer.Option("--confidence", "-c")] = None,
+    at: Annotated[str | None, typer.Option("--at", help="When it happened.")] = None,
+    note: Annotated[str | None, typer.Option("--note", "-n", help="Replace the notes.")] = None,
+) -> None:
+    """Change a memory. With no options, open it in $EDITOR."""
+    from ...engine.domain import Draft
+
+    with engine_session(ctx) as engine:
+        memory = engine.get(memory_id)
+        draft = Draft.from_memory(memory)
+        changes: dict[str, Any] = {}
+        if content is not None:
+            changes["content"] = _read_content(content)
+        if tag is not None:
+            changes["tags"] = tuple(tag)
+        for name, value in (
+            ("source", source),
+            ("importance", importance),
+            ("confidence", confidence),
+            ("notes", note),
+        ):
+            if value is not None:
+                changes[name] = value
+        if at is not None:
+            changes["created_at"] = _when(at)
+        if not changes:
+            changes["content"] = _edit_in_editor(memory.content)
+            if changes["content"] == memory.content:
+                notice("no change")
+                return
+        updated = engine.update(memory_id, draft.with_changes(**changes))
+        typer.echo(str(updated.id))
+
+
+def _edit_in_editor(text: str) -> str:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as handle:
+        handle.write(text)
+        path = Path(handle.name)
+    try:
+        result = subprocess.run([*editor.split(), str(path)], check=False)
+        if result.returncode != 0:
+            fail(f"editor {editor!r} exited with status {result.returncode}; nothing changed")
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        fail(f"editor {editor!r} not found (set $EDITOR)")
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def delete(
+    ctx: typer.Context,
+    memory_id: Annotated[int, typer.Argument(help="Memory id.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask.")] = False,
+) -> None:
+    """Delete a memory (and links pointing at it)."""
+    with engine_session(ctx) as engine:
+        memory = engine.get(memory_id)
+        if not yes and sys.stdin.isatty():
+            snippet = " ".join(memory.content.split())[:60]
+            if not typer.confirm(f"Delete {memory_id} ({printable(snippet)})?"):
+                raise typer.Exit(1)
+        engine.delete(memory_id)
+        typer.echo(f"deleted {memory_id}")
+
+
+def link(
+    ctx: typer.Context,
+    source_id: Annotated[int, typer.Argument(help="From this memory…")],
+    target_id: Annotated[int, typer.Argument(help="…to this one.")],
+    remove: Annotated[bool, typer.Option("--remove", help="Unlink instead.")] = False,
+) -> None:
+    """Link two memories (or unlink with --remove)."""
+    with engine_session(ctx) as engine:
+        if remove:
+            engine.unlink(source_id, target_id)
+            typer.echo(f"unlinked {source_id} {target_id}")
+        else:
+            engine.link(source_id, target_id)
+            typer.echo(f"linked {source_id} -> {target_id}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands."""
+    app.command("add")(add)
+    app.command("show")(show)
+    app.command("edit")(edit)
+    app.command("delete")(delete)
+    app.command("link")(link)
