@@ -80,18 +80,16 @@ def test_after_and_before_with_multiword_dates() -> None:
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("tags:work", "unknown filter 'tags:'"),
         ("importance>=300", "from 0 to 255"),
         ("importance>=lots", "needs a number"),
-        ("after:blorptag", "cannot understand the date"),
-        ('"unbalanced', "unbalanced quote"),
-        ("tag:", "needs a value"),
+        ("after:blorptag", "cannot understand 'blorptag' as a date"),
         ("after:2025-01-01 before:2024-01-01", "nothing can match"),
     ],
 )
-def test_bad_queries_name_the_problem(query: str, message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
-        parse_query(query, NOW)
+def test_bad_filter_values_are_named_as_problems(query: str, message: str) -> None:
+    problems = parse_query(query, NOW).problems
+    assert len(problems) == 1
+    assert message in problems[0]
 
 
 def test_urls_are_text_not_filters() -> None:

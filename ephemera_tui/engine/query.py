@@ -1,206 +1,95 @@
 """Query syntax: free text, "quoted phrases", ``tag:``, ``source:``, ``importance>=N``,
-``confidence<N``, ``after:``/``before:`` with ISO or natural dates (``today``, ``yesterday``,
-``last week``, ``3 days ago``, ``"2024-05-01"``).
+``confidence<N``, ``after:``/``before:``/``on:`` with ISO or natural dates (``today``,
+``yesterday``, ``last week``, ``3 days ago``, ``"2024-05-01"``), and negation (``-word``,
+``-"a phrase"``, ``-tag:x``, ``-source:x``).
+
+The parser accepts whatever a person types. A ``word:`` that is not a filter is plain text
+(``Re: meeting``, ``CS:GO``), so is a filter name with nothing after its colon (``Tag: x``); an
+unclosed quote is a phrase to the end of the line. Only a known filter with a bad value is a
+problem, and then that filter alone is left out: the rest of the query runs and the problem is
+in :attr:`ParsedQuery.problems`, for the search result's notices.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
 from typing import Any
 
+from .dates import (
+    MAX_DATE,
+    MIN_DATE,
+    WhenResolution,
+    parse_timestamp,
+    parse_when,
+    resolve_when,
+    safe_local_datetime,
+)
 from .errors import ValidationError
 from .filters import SearchFilter
 
+__all__ = [
+    "KNOWN_KEYS",
+    "MAX_DATE",
+    "MIN_DATE",
+    "ParsedQuery",
+    "WhenResolution",
+    "parse_query",
+    "parse_timestamp",
+    "parse_when",
+    "resolve_when",
+    "safe_local_datetime",
+]
+
 KNOWN_KEYS = ("tag", "source", "after", "before", "on", "importance", "confidence")
+_DATE_KEYS = ("after", "before", "on")
 _COMPARE = re.compile(r"^(importance|confidence)(>=|<=|>|<|=|:)(.*)$", re.IGNORECASE)
 _KEYED = re.compile(r"^([A-Za-z_]+):(.*)$", re.DOTALL)
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-_UNITS = {
-    "second": 1,
-    "minute": 60,
-    "hour": 3600,
-    "day": 86400,
-    "week": 7 * 86400,
-    "month": 30 * 86400,
-    "year": 365 * 86400,
-}
-_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# -key:"value", -"phrase" (closed, or open to the end of the line), or a run of non-spaces.
+_TOKENS = re.compile(
+    r'(?P<neg>-)?(?:(?P<key>[A-Za-z_]+):)?"(?P<quoted>[^"]*)(?:"|$)|(?P<plain>\S+)'
+)
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedQuery:
-    """A query split into the words to match and the filter to apply."""
+    """A query split into the words to match, the filter to apply and what was left out."""
 
     raw: str
     text: str  # free text (phrases included) for the semantic side
     terms: tuple[str, ...]  # lower-cased words for the keyword side
     filter: SearchFilter = field(default_factory=SearchFilter)
+    problems: tuple[str, ...] = ()  # one line each: a filter with a bad value, left out
 
     @property
     def has_text(self) -> bool:
         return bool(self.text.strip())
 
 
-def _start_of_day(moment: datetime) -> datetime:
-    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+@dataclass(frozen=True, slots=True)
+class _Token:
+    text: str  # the value of a quoted token, else the whole token
+    quoted: bool = False
+    key: str | None = None  # the key written before a quoted value (``tag:"x"``)
+    negated: bool = False  # a ``-`` before a quoted token
 
 
-def parse_when(value: str, now: float) -> tuple[int, int]:
-    """Parse a date expression into a ``(start, end)`` span of Unix seconds (local time).
-
-    A day ("2024-05-01", "yesterday") spans that day; a month ("2024-05") that month; a moment
-    ("3 days ago", "2024-05-01T10:00") spans one second. Raises ValidationError if unknown.
-    """
-    raw = value.strip().strip("\"'")
-    text = raw.lower().replace("_", " ").replace("-", " ") if not _looks_iso(raw) else raw
-    current = datetime.fromtimestamp(now)
-    today = _start_of_day(current)
-
-    def span(start: datetime, end: datetime) -> tuple[int, int]:
-        return int(start.timestamp()), int(end.timestamp())
-
-    if text in ("now",):
-        return int(now), int(now) + 1
-    if text == "today":
-        return span(today, today + timedelta(days=1))
-    if text == "yesterday":
-        return span(today - timedelta(days=1), today)
-    if text == "tomorrow":
-        return span(today + timedelta(days=1), today + timedelta(days=2))
-    match = re.fullmatch(r"(\d+|a|an|one)\s+(second|minute|hour|day|week|month|year)s?\s+ago", text)
-    if match:
-        count = 1 if match.group(1) in ("a", "an", "one") else int(match.group(1))
-        moment = now - count * _UNITS[match.group(2)]
-        if match.group(2) in ("day", "week", "month", "year"):
-            start = _start_of_day(datetime.fromtimestamp(moment))
-            return span(start, start + timedelta(days=1))
-        return int(moment), int(moment) + 1
-    match = re.fullmatch(r"(last|this|past)\s+(week|month|year)", text)
-    if match:
-        which, unit = match.groups()
-        if unit == "week":
-            this_start = today - timedelta(days=today.weekday())
-            if which == "this":
-                return span(this_start, this_start + timedelta(days=7))
-            if which == "past":
-                return span(today - timedelta(days=7), today + timedelta(days=1))
-            return span(this_start - timedelta(days=7), this_start)
-        if unit == "month":
-            this_start = today.replace(day=1)
-            if which == "this":
-                return span(this_start, _add_months(this_start, 1))
-            if which == "past":
-                return span(today - timedelta(days=30), today + timedelta(days=1))
-            return span(_add_months(this_start, -1), this_start)
-        this_start = today.replace(month=1, day=1)
-        if which == "this":
-            return span(this_start, this_start.replace(year=this_start.year + 1))
-        if which == "past":
-            return span(today - timedelta(days=365), today + timedelta(days=1))
-        return span(this_start.replace(year=this_start.year - 1), this_start)
-    match = re.fullmatch(
-        r"(last\s+)?(monday|tuesday|wednesday|thursday|friday|saturday|sunday)", text
-    )
-    if match:
-        target = _WEEKDAYS.index(match.group(2))
-        back = (today.weekday() - target) % 7 or 7
-        start = today - timedelta(days=back)
-        return span(start, start + timedelta(days=1))
-    iso = _parse_iso(raw)
-    if iso is not None:
-        return iso
-    return _parse_with_dateparser(raw, current)
-
-
-def _looks_iso(value: str) -> bool:
-    return bool(
-        re.match(
-            r"^\d{4}(-\d{2}){0,2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?([+-]\d{2}:?\d{2}|Z)?$", value
-        )
-    )
-
-
-def _add_months(moment: datetime, months: int) -> datetime:
-    month = moment.month - 1 + months
-    return moment.replace(year=moment.year + month // 12, month=month % 12 + 1, day=1)
-
-
-def _parse_iso(value: str) -> tuple[int, int] | None:
-    if re.fullmatch(r"\d{4}", value):
-        start = datetime(int(value), 1, 1)
-        return int(start.timestamp()), int(start.replace(year=start.year + 1).timestamp())
-    if re.fullmatch(r"\d{4}-\d{2}", value):
-        try:
-            start = datetime(int(value[:4]), int(value[5:]), 1)
-        except ValueError:
-            return None
-        return int(start.timestamp()), int(_add_months(start, 1).timestamp())
-    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        try:
-            day = date.fromisoformat(value)
-        except ValueError:
-            return None
-        start = datetime(day.year, day.month, day.day)
-        return int(start.timestamp()), int((start + timedelta(days=1)).timestamp())
-    if _looks_iso(value):
-        try:
-            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-        return int(moment.timestamp()), int(moment.timestamp()) + 1
-    return None
-
-
-def _parse_with_dateparser(value: str, current: datetime) -> tuple[int, int]:
-    """Last resort for other natural dates ("May 3rd"); dateparser is slow to load."""
-    try:
-        import dateparser
-
-        parsed = dateparser.parse(
-            value,
-            settings={"RELATIVE_BASE": current, "PREFER_DATES_FROM": "past"},
-            languages=["en"],
-        )
-    except Exception:  # noqa: BLE001 - dateparser raises many types on odd input
-        parsed = None
-    if parsed is None:
-        raise ValidationError(
-            f"cannot understand the date {value!r} "
-            "(try 2024-05-01, yesterday, last week, 3 days ago)"
-        )
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone().replace(tzinfo=None)
-    start = (
-        _start_of_day(parsed)
-        if parsed.time() == current.time() or parsed.time().hour == 0
-        else parsed
-    )
-    return int(start.timestamp()), int((start + timedelta(days=1)).timestamp())
-
-
-def parse_timestamp(value: Any, now: float, where: str = "created_at") -> int:
-    """Unix seconds from a number (seconds, or milliseconds if huge) or an ISO/natural string."""
-    if isinstance(value, bool):
-        raise ValidationError(f"{where}: expected a time, got {value!r}")
-    if isinstance(value, int | float):
-        number = float(value)
-        if number > 1e11:  # milliseconds
-            number /= 1000.0
-        return int(number)
-    if isinstance(value, str) and value.strip():
-        stripped = value.strip()
-        if re.fullmatch(r"-?\d+(\.\d+)?", stripped):
-            return parse_timestamp(float(stripped), now, where)
-        try:
-            return parse_when(stripped, now)[0]
-        except ValidationError:
-            raise ValidationError(
-                f"{where}: cannot understand the time {value!r} (use ISO 8601 or Unix seconds)"
-            ) from None
-    raise ValidationError(f"{where}: expected a time, got {value!r}")
+def _split(raw: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    for match in _TOKENS.finditer(raw):
+        if match.group("plain") is not None:
+            tokens.append(_Token(match.group("plain")))
+        else:
+            tokens.append(
+                _Token(
+                    match.group("quoted").strip(),
+                    quoted=True,
+                    key=match.group("key"),
+                    negated=match.group("neg") is not None,
+                )
+            )
+    return tokens
 
 
 def _byte(name: str, raw: str) -> int:
@@ -213,117 +102,162 @@ def _byte(name: str, raw: str) -> int:
     return number
 
 
-_TOKENS = re.compile(r'([A-Za-z_]+:)"([^"]*)"|"([^"]*)"|(\S+)')
+class _Builder:
+    """Collects the parts of one query while its tokens are read."""
 
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.words: list[str] = []
+        self.problems: list[str] = []
+        self.lists: dict[str, list[str]] = {
+            "sources": [],
+            "tags": [],
+            "phrases": [],
+            "exclude_sources": [],
+            "exclude_tags": [],
+            "exclude_terms": [],
+            "exclude_phrases": [],
+        }
+        self.values: dict[str, Any] = {}
 
-def _split(raw: str) -> list[tuple[str, bool]]:
-    """Split into (token, is_phrase) pairs; ``key:"a value"`` stays one token."""
-    if raw.count('"') % 2:
-        raise ValidationError("unbalanced quote in query")
-    tokens: list[tuple[str, bool]] = []
-    for match in _TOKENS.finditer(raw):
-        key, keyed_value, phrase, plain = match.groups()
-        if key is not None:
-            tokens.append((key + keyed_value, False))
-        elif phrase is not None:
-            if phrase.strip():
-                tokens.append((phrase.strip(), True))
+    def problem(self, token: str, reason: str) -> None:
+        self.problems.append(f"left out {token!r}: {reason}")
+
+    def phrase(self, text: str, negated: bool) -> None:
+        if not text:
+            return
+        if negated:
+            self.lists["exclude_phrases"].append(text)
         else:
-            tokens.append((plain, False))
-    return tokens
+            self.lists["phrases"].append(text)
+            self.words.append(text)
+
+    def negation(self, body: str) -> None:
+        """``-word`` drops memories holding the word; ``-well-known`` the literal text."""
+        if _WORD.fullmatch(body):
+            self.lists["exclude_terms"].append(body.lower())
+        else:
+            self.lists["exclude_phrases"].append(body)
+
+    def compare(self, token: str, name: str, op: str, value: str) -> None:
+        try:
+            number = _byte(name, value)
+        except ValidationError as exc:
+            self.problem(token, str(exc))
+            return
+        if op == ">" and number >= 255:
+            self.problem(token, f"{name}>{number} can never match (the most is 255)")
+        elif op == "<" and number <= 0:
+            self.problem(token, f"{name}<{number} can never match (the least is 0)")
+        elif op == ">":
+            self.values[f"min_{name}"] = number + 1
+        elif op == "<":
+            self.values[f"max_{name}"] = number - 1
+        else:
+            if op in (">=", ":", "="):
+                self.values[f"min_{name}"] = number
+            if op in ("<=", "="):
+                self.values[f"max_{name}"] = number
+
+    def date(self, token: str, key: str, value: str) -> None:
+        try:
+            start, end = parse_when(value, self.now, where="")
+        except ValidationError as exc:
+            self.problem(token, str(exc))
+            return
+        if key == "after":
+            self.values["after"] = max(start, self.values.get("after", start))
+        elif key == "before":
+            self.values["before"] = min(start, self.values.get("before", start))
+        else:
+            self.values["after"], self.values["before"] = start, end
+
+    def result(self, raw: str) -> ParsedQuery:
+        text = " ".join(self.words)
+        terms = tuple(w.lower() for w in _WORD.findall(text))
+        lists: dict[str, Any] = {n: tuple(dict.fromkeys(v)) for n, v in self.lists.items()}
+        search_filter = SearchFilter(**lists, **self.values)
+        problems = list(self.problems)
+        after, before = search_filter.after, search_filter.before
+        if after is not None and before is not None and after >= before:
+            problems.append("after: is not earlier than before: (nothing can match)")
+        return ParsedQuery(raw, text, terms, search_filter, tuple(problems))
 
 
 def parse_query(raw: str, now: float) -> ParsedQuery:
-    """Parse a search query; raise ValidationError naming the bad part."""
-    flt: dict[str, Any] = {"sources": [], "tags": [], "phrases": []}
-    words: list[str] = []
+    """Parse a search query; never raises. Filters with bad values land in ``problems``."""
+    built = _Builder(now)
     tokens = _split(raw)
     i = 0
     while i < len(tokens):
-        token, quoted = tokens[i]
+        token = tokens[i]
         i += 1
-        if quoted:
-            flt["phrases"].append(token)
-            words.append(token)
+        if token.quoted:
+            key = (token.key or "").lower()
+            if key in ("tag", "source") or key in _DATE_KEYS:
+                i = _keyed(built, f'{token.key}:"{token.text}"', key, token.text, [], i, token)
+                continue
+            if token.key:
+                built.words.append(token.key + ":")
+            built.phrase(token.text, token.negated)
             continue
-        compare = _COMPARE.match(token)
+        text = token.text
+        negated = len(text) > 1 and text[0] == "-" and (text[1].isalpha() or text[1] == "_")
+        body = text[1:] if negated else text
+        compare = _COMPARE.match(body)
         if compare:
             name, op, value = compare.group(1).lower(), compare.group(2), compare.group(3)
-            if not value and i < len(tokens):
-                value, _ = tokens[i]
-                i += 1
-            number = _byte(name, value)
-            if op in (">=", ":", "="):
-                flt[f"min_{name}"] = number
-            if op in ("<=", "=", ":") and op != ":":
-                flt[f"max_{name}"] = number
-            if op == ">":
-                if number >= 255:
-                    raise ValidationError(f"{name}>{number} can never match (maximum is 255)")
-                flt[f"min_{name}"] = number + 1
-            if op == "<":
-                if number <= 0:
-                    raise ValidationError(f"{name}<{number} can never match (minimum is 0)")
-                flt[f"max_{name}"] = number - 1
-            continue
-        keyed = _KEYED.match(token)
-        if keyed and not keyed.group(2).startswith("//"):
-            key, value = keyed.group(1).lower(), keyed.group(2)
-            if key not in KNOWN_KEYS:
-                raise ValidationError(
-                    f"unknown filter {key + ':'!r} in query (known: tag:, source:, after:, "
-                    "before:, on:, importance>=N, confidence>=N)"
-                )
-            if key in ("importance", "confidence"):
-                raise ValidationError(f"write {key}>=N, {key}<=N or {key}=N (0-255)")
-            if key in ("after", "before", "on"):
-                value, i = _take_date(value, tokens, i, now, key)
-                start, end = parse_when(value, now)
-                if key == "after":
-                    flt["after"] = max(start, flt.get("after") or start)
-                elif key == "before":
-                    flt["before"] = min(start, flt.get("before") or start)
-                else:
-                    flt["after"], flt["before"] = start, end
+            if negated:
+                built.problem(text, f"{name} cannot be negated; write {name}<N or {name}>N")
                 continue
             if not value:
-                raise ValidationError(f"{key}: needs a value, e.g. {key}:work")
-            flt["tags" if key == "tag" else "sources"].append(value)
+                following = tokens[i].text if i < len(tokens) and not tokens[i].quoted else ""
+                if op == ":" and not following.isdigit():
+                    built.words.append(text)  # "Importance: high" is prose
+                    continue
+                value, i = (following, i + 1) if following else ("", i)
+            built.compare(text, name, op, value)
             continue
-        words.append(token)
-    text = " ".join(words)
-    terms = tuple(w.lower() for w in _WORD.findall(text))
-    search_filter = SearchFilter(
-        after=flt.get("after"),
-        before=flt.get("before"),
-        sources=tuple(dict.fromkeys(flt["sources"])),
-        tags=tuple(dict.fromkeys(flt["tags"])),
-        min_importance=flt.get("min_importance"),
-        max_importance=flt.get("max_importance"),
-        min_confidence=flt.get("min_confidence"),
-        max_confidence=flt.get("max_confidence"),
-        phrases=tuple(flt["phrases"]),
-    )
-    if (
-        search_filter.after is not None
-        and search_filter.before is not None
-        and search_filter.after >= search_filter.before
-    ):
-        raise ValidationError("after: is not earlier than before: — nothing can match")
-    return ParsedQuery(raw=raw, text=text, terms=terms, filter=search_filter)
+        keyed = _KEYED.match(body)
+        if keyed and keyed.group(2) and not keyed.group(2).startswith("//"):
+            key = keyed.group(1).lower()
+            if key in ("tag", "source") or key in _DATE_KEYS:
+                i = _keyed(
+                    built, text, key, keyed.group(2), tokens, i, _Token(text, negated=negated)
+                )
+                continue
+        if negated:
+            built.negation(body)
+        else:
+            built.words.append(text)
+    return built.result(raw)
 
 
-def _take_date(
-    value: str, tokens: list[tuple[str, bool]], i: int, now: float, key: str
-) -> tuple[str, int]:
+def _keyed(
+    built: _Builder, shown: str, key: str, value: str, tokens: list[_Token], i: int, token: _Token
+) -> int:
+    """Apply ``tag:``/``source:``/a date filter; return the index of the next unread token."""
+    if key in _DATE_KEYS:
+        if token.negated:
+            built.problem(shown, f"{key}: cannot be negated; use before:/after: instead")
+            return i
+        joined, i = _take_date(value, tokens, i)
+        built.date(shown if joined == value else f"{key}:{joined}", key, joined)
+        return i
+    if not value or any(c.isspace() for c in value):
+        built.problem(shown, f"a {key} has no spaces; write {key}:work")
+        return i
+    name = "tags" if key == "tag" else "sources"
+    built.lists[f"exclude_{name}" if token.negated else name].append(value)
+    return i
+
+
+def _take_date(value: str, tokens: list[_Token], i: int) -> tuple[str, int]:
     """A date may run over several tokens (``after:last week``, ``after:3 days ago``)."""
-    if not value:
-        if i >= len(tokens):
-            raise ValidationError(f"{key}: needs a date, e.g. {key}:2024-05-01 or {key}:yesterday")
-        value, i = tokens[i][0], i + 1
     for extra in (2, 1):
-        if i + extra <= len(tokens):
-            candidate = " ".join([value] + [t for t, _ in tokens[i : i + extra]])
+        following = tokens[i : i + extra]
+        if len(following) == extra and not any(t.quoted for t in following):
+            candidate = " ".join([value] + [t.text for t in following])
             if _quick_date(candidate):
                 return candidate, i + extra
     return value, i
