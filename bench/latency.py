@@ -201,7 +201,7 @@ def main() -> int:
             engine = make_engine(data, overrides, doc_embedder)
             build_s = build_corpus(engine, turns, turn_vectors, size)
             if args.optimize:
-                from ephemera_tui.engine.index import build_index
+                from ephemera_tui.engine.vectors.index import build_index
 
                 built = build_index(engine)
                 print(f"{size} memories: HNSW index built in {built.seconds}s {built.after}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ephemera_tui.engine import Draft, Engine, EphemeraError, Settings
-from ephemera_tui.engine.index import build_index
+from ephemera_tui.engine.vectors.index import build_index
 
 from .conftest import fill_numbered
 

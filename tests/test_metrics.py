@@ -20,19 +20,10 @@ from ephemera_tui.engine import (
     Settings,
     VectorStoreError,
 )
-from ephemera_tui.engine.metrics import (
-    INDEX_RECALL,
-    MetricsRecorder,
-    bucket_bound,
-    collect,
-    format_metrics,
-    maybe_measure_index_quality,
-    measure_index_quality,
-    prometheus_text,
-    quantile,
-    read_metrics,
-    serve_metrics,
-)
+from ephemera_tui.engine.observability.prometheus import prometheus_text, serve_metrics
+from ephemera_tui.engine.observability.quality import maybe_measure_index_quality, measure_index_quality
+from ephemera_tui.engine.observability.recorder import INDEX_RECALL, MetricsRecorder, bucket_bound, quantile, read_metrics
+from ephemera_tui.engine.observability.report import collect, format_metrics
 
 EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
 

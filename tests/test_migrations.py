@@ -10,7 +10,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from ephemera_tui.engine import Draft, Engine, Settings
-from ephemera_tui.engine.store import MIGRATIONS_DIR, make_sql_engine
+from ephemera_tui.engine.store.connection import MIGRATIONS_DIR, make_sql_engine
 
 
 def _config() -> Config:

@@ -15,7 +15,7 @@ import numpy as np
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.backup import list_backups
 from ephemera_tui.engine.vectors import VectorPoint
-from ephemera_tui.engine.worker import (
+from ephemera_tui.engine.sync.worker import (
     CURSOR_KEY,
     Lease,
     Worker,
@@ -97,8 +97,8 @@ def test_check_slice_ignores_pending_and_racing_writes(engine: Engine) -> None:
 def test_lease_one_holder_expiry_and_release(settings: Settings) -> None:
     clock = FixedClock()
     with Engine(settings, clock=clock) as engine:
-        a = Lease(engine, seconds=30, owner="a")
-        b = Lease(engine, seconds=30, owner="b")
+        a = Lease(engine.store, engine.clock, seconds=30, owner="a")
+        b = Lease(engine.store, engine.clock, seconds=30, owner="b")
         assert a.claim()
         assert not b.claim()
         assert a.claim()  # renewal
@@ -126,7 +126,7 @@ def test_lease_race_has_exactly_one_winner(settings: Settings) -> None:
                 barrier: threading.Barrier = barrier,
                 wins: list[str] = wins,
             ) -> None:
-                lease = Lease(engine, seconds=60, owner=f"w{n}-r{r}")
+                lease = Lease(engine.store, engine.clock, seconds=60, owner=f"w{n}-r{r}")
                 barrier.wait()
                 if lease.claim():
                     wins.append(lease.owner)

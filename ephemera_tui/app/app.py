@@ -7,37 +7,40 @@ vector outbox and notices other processes' writes for the app's whole life.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
 from textual import events, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.worker import Worker, WorkerState
 
 from .commands import JournalCommands
 from .format import memory_label
 from .keys import screen_actions
 from .queries import JournalState, journal_state
-from .screens.capture import CaptureScreen
+from .screens.capture import CaptureScreen, draft_age
 from .screens.confirm import ConfirmScreen
 from .screens.graph import GraphScreen
 from .screens.help import HelpScreen
 from .screens.patterns import PatternsScreen
+from .screens.reader import ReaderScreen
 from .screens.search import SearchScreen
 from .screens.status import StatusScreen
 from .screens.timeline import TimelineScreen
+from .state import AppState, DraftStore, FormDraft
 from .workers import engine_call, error_message
 
 if TYPE_CHECKING:
     from ..engine import Engine, Memory, Settings
-    from ..engine.worker import Worker as UpkeepWorker
+    from ..engine.sync.worker import Worker as UpkeepWorker
 
 EngineFactory = Callable[["Settings"], "Engine"]
 MODE_TITLES = {
@@ -47,6 +50,9 @@ MODE_TITLES = {
     "status": "Status",
     "patterns": "Patterns",
 }
+OURS_IN_THE_PALETTE = {"Theme", "Quit", "Keys"}
+"""System commands the palette would list twice: the app's own bindings offer them (and its
+Keys are this screen's keys, not Textual's widget help)."""
 
 
 class EphemeraApp(App[None]):
@@ -72,7 +78,7 @@ class EphemeraApp(App[None]):
         Binding("f4", "mode('graph')", "Graph", id="app.graph"),
         Binding("f5", "mode('status')", "Status", show=False, id="app.status"),
         Binding("f6", "mode('patterns')", "Patterns", show=False, id="app.patterns"),
-        Binding("q", "quit", "Quit", show=False, id="app.quit"),
+        Binding("q", "quit", "Quit", id="app.quit"),
         Binding("f9", "change_theme", "Theme", show=False, id="app.theme"),
     ]
 
@@ -104,6 +110,11 @@ class EphemeraApp(App[None]):
         self.user_keymap: dict[str, str] = dict(settings.keys)
         """The user's key remapping: binding id -> keys (from the config file)."""
         self.known_tags: list[str] = []
+        self.followed: Memory | None = None
+        """The memory the user saved last: screens move their highlight to it once."""
+        self.follow_serial = 0
+        self.state = AppState(settings.data_dir)
+        self.drafts = DraftStore(settings.data_dir)
         self._signature: tuple[int, int | None] | None = None
         self._last_error: str | None = None
         self._last_input = time.monotonic()  # when the user last pressed a key or clicked
@@ -113,12 +124,24 @@ class EphemeraApp(App[None]):
     def on_mount(self) -> None:
         if self.user_keymap:
             self.set_keymap(self.user_keymap)
-        if self.settings.theme:
-            if self.settings.theme in self.available_themes:
-                self.theme = self.settings.theme
+        theme = self.state.theme(self.settings.theme)
+        if theme:
+            if theme in self.available_themes:
+                self.theme = theme
             else:
-                self.notify(f"unknown theme {self.settings.theme!r}", title="Config", markup=False)
+                self.notify(f"unknown theme {theme!r}", title="Config", markup=False)
+        self.watch(self, "theme", self._theme_chosen, init=False)
         self.call_after_refresh(self._open_engine)
+
+    def _theme_chosen(self, theme: str) -> None:
+        """Remember a theme picked with F9 or the palette for the next start."""
+        self.state.save_theme(theme, self.settings.theme)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's palette commands, less those the app's own bindings already offer."""
+        for command in super().get_system_commands(screen):
+            if command.title not in OURS_IN_THE_PALETTE:
+                yield command
 
     @work(thread=True, exclusive=True, group="engine", exit_on_error=False)
     def _open_engine(self) -> None:
@@ -156,7 +179,7 @@ class EphemeraApp(App[None]):
         self.call_from_thread(self._run_sync)
 
     def _engine_opened(self, engine: Engine) -> None:
-        from ..engine.worker import Worker as Upkeep
+        from ..engine.sync.worker import Worker as Upkeep
 
         self.engine = engine
         self.upkeep = Upkeep(
@@ -222,8 +245,12 @@ class EphemeraApp(App[None]):
             self._refresh_tags()
         self._signature = state.signature
 
-    def data_changed(self) -> None:
-        """Tell every screen to reload, and refresh counts and tags now."""
+    def data_changed(self, follow: Memory | None = None) -> None:
+        """Tell every screen to reload, and refresh counts and tags now; ``follow`` is a memory
+        just saved, which the screens then highlight."""
+        if follow is not None:
+            self.followed = follow
+            self.follow_serial += 1
         self.data_version += 1
         self._refresh_tags()
 
@@ -260,8 +287,40 @@ class EphemeraApp(App[None]):
         await self.switch_mode(mode)
 
     def action_capture(self) -> None:
-        """Capture a new memory."""
-        self.edit_memory(None)
+        """Capture a new memory (offering back a draft left unsaved, if there is one)."""
+        self.capture_memory()
+
+    @work(exclusive=True, group="edit")
+    async def capture_memory(self) -> None:
+        """The new-memory form, after asking whether to continue an unsaved draft."""
+        draft = self.drafts.load()
+        memory: Memory | None = None
+        if draft is not None:
+            question = Text(
+                f"Continue the memory you were writing {draft_age(draft, self.clock())}?\n\n"
+            )
+            question.append(_draft_label(draft), style="italic")
+            question.append("\n\nNo starts an empty form (the draft is then dropped).", style="dim")
+            if await self.push_screen_wait(ConfirmScreen("Unsaved draft", question)):
+                memory = await self._draft_memory(draft)
+            else:
+                self.drafts.clear()
+                draft = None
+        await self._edit(memory, draft)
+
+    async def _draft_memory(self, draft: FormDraft) -> Memory | None:
+        """The memory a restored draft was editing (None for a new one, or if it is gone)."""
+        engine = self.engine
+        if draft.memory_id is None or engine is None:
+            return None
+        try:
+            return await asyncio.to_thread(engine.get, draft.memory_id)
+        except Exception:  # noqa: BLE001 - deleted meanwhile: restore as a new memory
+            return None
+
+    def read_memory(self, memory: Memory) -> None:
+        """Open the full-screen reader on ``memory``."""
+        self.push_screen(ReaderScreen(memory))
 
     def action_help(self) -> None:
         """Show the keys of the current screen."""
@@ -285,11 +344,15 @@ class EphemeraApp(App[None]):
     @work(exclusive=True, group="edit")
     async def edit_memory(self, memory: Memory | None) -> None:
         """Open the capture form (``memory`` None) or the edit form; saves through the engine."""
-        saved = await self.push_screen_wait(CaptureScreen(memory, lambda: self.known_tags))
+        await self._edit(memory)
+
+    async def _edit(self, memory: Memory | None, draft: FormDraft | None = None) -> None:
+        form = CaptureScreen(memory, lambda: self.known_tags, draft=draft, drafts=self.drafts)
+        saved = await self.push_screen_wait(form)
         if saved is not None:
             verb = "Updated" if memory else "Saved"
             self.notify(memory_label(saved, 60), title=verb, markup=False)
-            self.data_changed()
+            self.data_changed(follow=saved)
 
     @work(exclusive=True, group="delete")
     async def delete_memory(self, memory: Memory, confirmed: bool = False) -> None:
@@ -308,6 +371,11 @@ class EphemeraApp(App[None]):
     def _deleted(self, memory: Memory) -> None:
         self.notify(memory_label(memory, 60), title="Deleted", markup=False)
         self.data_changed()
+
+
+def _draft_label(draft: FormDraft) -> str:
+    flat = " ".join(draft.content.split()) or " ".join(draft.notes.split()) or draft.tags
+    return flat if len(flat) <= 200 else flat[:199] + "…"
 
 
 def run_app(settings: Settings) -> None:

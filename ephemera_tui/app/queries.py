@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..engine import Engine, Memory
-    from ..engine.worker import Worker
+    from ..engine.sync.worker import Worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,3 +70,17 @@ def on_this_day(engine: Engine, now: float, per_year: int = 20) -> list[Memory]:
         flt = SearchFilter(after=int(start.timestamp()), before=int(end.timestamp()))
         found.extend(engine.browse(flt, limit=per_year))
     return found
+
+
+def index_of(engine: Engine, memory: Memory, window: int = 50) -> int | None:
+    """Where ``memory`` sits in the newest-first list of all memories, None if it is gone.
+
+    The engine answers how many memories are newer than a moment; the memory is then found
+    among the few that share its second (the list breaks ties by id)."""
+    start = engine.position_of(memory.created_at)
+    for offset, found in enumerate(engine.browse(limit=window, offset=start)):
+        if found.id == memory.id:
+            return start + offset
+        if found.created_at < memory.created_at:
+            break
+    return None

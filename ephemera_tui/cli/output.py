@@ -12,6 +12,14 @@ def printable(text: str) -> str:
     return "".join(ch if ch.isprintable() or ch in "\t" else " " for ch in text)
 
 
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 memory``, ``2 memories``, ``1,451 memories`` (regular plurals need no ``nouns``)."""
+    if nouns is None:
+        consonant_y = noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u")
+        nouns = noun[:-1] + "ies" if consonant_y else noun + "s"
+    return f"{count:,} {noun if count == 1 else nouns}"
+
+
 @contextmanager
 def progress(total: int | None, label: str) -> Iterator[Callable[[int], None]]:
     """A progress bar on a terminal (stderr); silent when piped."""

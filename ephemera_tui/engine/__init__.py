@@ -15,7 +15,9 @@ _WHERE = {
     "load_settings": "config",
     "Engine": "core",
     "ImportReport": "core",
-    "SyncReport": "core",
+    "SyncReport": "sync.outbox",
+    "open_engine": "compose",
+    "EngineStats": "domain",
     "CheckReport": "domain",
     "Draft": "domain",
     "Hit": "domain",
@@ -47,6 +49,8 @@ __all__ = [
     "SearchResult",
     "Settings",
     "SyncReport",
+    "EngineStats",
+    "open_engine",
     "ValidationError",
     "VectorStoreError",
     "load_settings",
@@ -63,9 +67,10 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from .compose import open_engine
     from .config import Settings, load_settings
-    from .core import Engine, ImportReport, SyncReport
-    from .domain import CheckReport, Draft, Hit, Memory, SearchResult
+    from .core import Engine, ImportReport
+    from .domain import CheckReport, Draft, EngineStats, Hit, Memory, SearchResult
     from .errors import (
         ConfigError,
         DatabaseError,
@@ -76,3 +81,4 @@ if TYPE_CHECKING:
         VectorStoreError,
     )
     from .filters import SearchFilter
+    from .sync.outbox import SyncReport

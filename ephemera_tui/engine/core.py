@@ -1,32 +1,41 @@
-"""The Engine: the one object the CLI and the app call. Plain domain objects in and out."""
+"""The Engine: the one object the CLI and the app call. Plain domain objects in and out.
+
+It owns nothing itself; it wires the parts that do, each in its own package:
+:class:`~.store.SqlStore` (all SQL), :class:`~.vectors.VectorManager` (the vector side's
+lifecycle), :class:`~.sync.outbox.OutboxDrain` (vectors brought in step with SQL),
+:class:`~.search.HybridSearch` (the search path) and the metrics recorder. Optional parts
+(the MeiliSearch migration's router and dual writer) are attached by the composition root,
+:func:`~.compose.open_engine`, through :meth:`Engine.route_searches` and
+:meth:`Engine.observe_writes`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
-from .domain import CheckReport, Draft, Hit, Memory, SearchResult, content_hash
+from .domain import CacheStats, CheckReport, Draft, EngineStats, Hit, Memory, SearchResult
 from .embedder import CachedEmbedder, load_embedder
-from .errors import EmbeddingError, EphemeraError, NotFoundError, VectorStoreError
+from .errors import EphemeraError, NotFoundError, VectorStoreError
 from .filters import SearchFilter
-from .fusion import fuse, in_background
-from .metrics import instrumented, open_metrics
+from .observability.instrument import instrumented, open_metrics
 from .query import ParsedQuery, parse_query
-from .store import STOPWORDS, OutboxItem, SqlStore, describe_url
-from .vectors import COLLECTION, VectorPoint, VectorStore, open_vectors
+from .search import HybridSearch
+from .store import MetaKey, SqlStore, describe_url
+from .sync.outbox import OutboxDrain, SyncReport, embed_text
+from .vectors import VectorManager, VectorStore
 
 if TYPE_CHECKING:
-    from .reembed import ReembedReport
-    from .vectors import EdgeVectors
+    from .vectors.reembed import ReembedReport
 
-VECTOR_RETRY_SECONDS = 3.0
+__all__ = ["Engine", "ImportReport", "SearchRouter", "SyncReport", "WriteObserver", "embed_text"]
 
 WriteObserver = Callable[[str, Memory], None]
 """Called as ``observer(op, memory)`` after a write (op: add, update or delete)."""
@@ -38,17 +47,6 @@ class SearchRouter(Protocol):
     def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
         """Answer one search."""
         ...
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """What one outbox drain did."""
-
-    upserted: int = 0
-    deleted: int = 0
-    failed: int = 0
-    remaining: int = 0
-    error: str | None = None
 
 
 @dataclass(slots=True)
@@ -64,33 +62,6 @@ class ImportReport:
     def skip(self, reason: str) -> None:
         self.skipped += 1
         self.reasons[reason] = self.reasons.get(reason, 0) + 1
-
-
-def classify_vectors(
-    vectors: VectorStore, rows: Sequence[tuple[int, str]], pending: set[int], model: str
-) -> tuple[list[int], list[int], list[int]]:
-    """Split (id, content hash) rows into (missing, stale, wrong model) against the vector
-    payloads; memories still waiting in the outbox (``pending``) are not problems."""
-    payloads = vectors.payloads([mid for mid, _ in rows])
-    missing: list[int] = []
-    stale: list[int] = []
-    wrong: list[int] = []
-    for mid, chash in rows:
-        if mid in pending:
-            continue
-        payload = payloads.get(mid)
-        if payload is None:
-            missing.append(mid)
-        elif payload.get("hash") != chash:
-            stale.append(mid)
-        elif payload.get("model") != model:
-            wrong.append(mid)
-    return missing, stale, wrong
-
-
-def embed_text(memory: Memory) -> str:
-    """The text embedded for a memory (kept in one place so benchmarks can vary it)."""
-    return memory.content
 
 
 class Engine:
@@ -112,22 +83,35 @@ class Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = SqlStore(settings.resolved_database_url, clock=clock)
         self._embedder = embedder
-        self._vectors: VectorStore | None = None
-        self._vectors_collection: str | None = None  # the collection self._vectors holds
-        self._vector_error: str | None = None
-        self._vector_retry_at = 0.0
-        self._open_lock = threading.RLock()
-        self._sync_lock = threading.Lock()
-        self.last_sync_error: str | None = None
+        self._embedder_lock = threading.Lock()
         self._observers: list[WriteObserver] = []
         self._router: SearchRouter | None = None
+        self.vector_manager = VectorManager(
+            settings,
+            self.store,
+            model_name=lambda: self.model_name,
+            embedder=lambda: self.embedder,
+            clock=clock,
+        )
         self.metrics = open_metrics(self)  # latency, errors, cache, pool, memory -> metrics.db
+        self.outbox = OutboxDrain(
+            self.store, self.vector_manager, lambda: self.embedder, self.metrics
+        )
+        self.searcher = HybridSearch(
+            settings,
+            self.store,
+            self.vector_manager,
+            lambda: self.embedder,
+            self.parse,
+            self.metrics,
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
     @property
     def embedder(self) -> CachedEmbedder:
-        with self._open_lock:
+        """The embedding model, loaded on first use."""
+        with self._embedder_lock:
             if self._embedder is None:
                 self._embedder = load_embedder(
                     self.settings.embedding_model,
@@ -135,6 +119,16 @@ class Engine:
                     self.settings.embedding_cache_size,
                 )
             return self._embedder
+
+    @property
+    def loaded_embedder(self) -> CachedEmbedder | None:
+        """The embedding model if it is loaded already (metrics must not load it)."""
+        return self._embedder
+
+    @property
+    def model_name(self) -> str:
+        """The configured model's name, known without loading it."""
+        return self._embedder.name if self._embedder is not None else self.settings.embedding_model
 
     def prepare_interactive(self) -> None:
         """Load the model and ready it for search-as-you-type: a one-thread session for
@@ -146,111 +140,33 @@ class Engine:
 
     def vectors(self) -> VectorStore | None:
         """The vector store, or None while it is unavailable (reason in :attr:`vector_status`)."""
-        with self._open_lock:
-            if self._vectors is not None:
-                return self._vectors
-            if self.clock() < self._vector_retry_at:
-                return None
-            try:
-                recorded = self._check_model()
-                collection = self.vector_collection()
-                self._vectors = open_vectors(
-                    self.settings.qdrant_url,
-                    self.settings.vectors_path.parent / collection,
-                    self.embedder.dim,
-                    api_key=self.settings.qdrant_api_key,
-                    hnsw_ef=self.settings.hnsw_ef,
-                    collection=collection,
-                )
-                self._vectors_collection = collection
-                if recorded is None:
-                    self.store.set_meta("vector_model", self.embedder.name)
-                self._vector_error = None
-            except (VectorStoreError, EmbeddingError) as exc:
-                self._vector_error = str(exc)
-                self._vector_retry_at = self.clock() + VECTOR_RETRY_SECONDS
-                return None
-            return self._vectors
+        return self.vector_manager.get()
 
-    def _check_model(self) -> str | None:
-        """The model recorded for the active collection; EmbeddingError if it is not ours."""
-        recorded = self.store.get_meta("vector_model")
-        if recorded is not None and recorded != self.embedder.name:
-            raise EmbeddingError(
-                f"the vectors in {self.vector_collection()} were made by {recorded!r} but the "
-                f"configured model is {self.embedder.name!r}; run `ephemera reembed` to switch "
-                f"(the old vectors keep serving meanwhile), or configure "
-                f"embedding_model = {recorded!r}"
-            )
-        return recorded
+    @property
+    def vector_status(self) -> str:
+        """``ok`` while the vector store is open, else why not."""
+        return self.vector_manager.status
 
     def vector_collection(self) -> str:
         """The active vector collection (switched by a re-embed; see docs/operations.md)."""
-        return self.store.get_meta("vector_collection") or COLLECTION
+        return self.vector_manager.collection()
 
     @property
     def vectors_path(self) -> Path:
         """The active embedded shard's directory (``settings.vectors_path`` until a re-embed)."""
-        return self.settings.vectors_path.parent / self.vector_collection()
-
-    def _active_vectors(self) -> VectorStore | None:
-        """Like :meth:`vectors`, but first drop a store a re-embed has switched away from."""
-        with self._open_lock:
-            if self._vectors is not None and self._vectors_collection != self.vector_collection():
-                self.release_vectors()
-                self._vector_retry_at = 0.0
-        return self.vectors()
-
-    @property
-    def vector_status(self) -> str:
-        if self._vectors is not None:
-            return "ok"
-        return self._vector_error or "not opened yet"
-
-    def adopt_vectors(
-        self, fresh: EdgeVectors, collection: str, *, replaces: EdgeVectors, expected: str
-    ) -> int | None:
-        """Switch from the open embedded store ``replaces`` to ``fresh`` (a rebuilt copy of
-        it), first replaying into the copy every id written to the old one since its journal
-        started. None (nothing switched) when ``replaces`` is no longer the open store or the
-        active collection is no longer ``expected``. Returns how many ids were replayed."""
-        with self._open_lock, replaces.frozen():
-            if self._vectors is not replaces:
-                return None
-            journal = replaces.take_journal()
-            if journal is None:
-                return None
-            ids = sorted(journal)
-            for start in range(0, len(ids), 256):
-                chunk = ids[start : start + 256]
-                vectors = replaces.vectors(chunk)
-                payloads = replaces.payloads(chunk)
-                fresh.upsert([VectorPoint(i, vectors[i], payloads[i]) for i in vectors])
-                fresh.delete([i for i in chunk if i not in vectors])
-            fresh.flush()
-            recorded = self.store.get_meta("vector_collection")
-            if (recorded or COLLECTION) != expected:
-                return None
-            if not self.store.swap_meta("vector_collection", recorded, collection):
-                return None  # a re-embed in another process switched it just now
-            self._vectors = fresh
-            self._vectors_collection = collection
-            replaces.close()
-            return len(ids)
+        return self.vector_manager.shard_path()
 
     def release_vectors(self) -> None:
         """Close the vector store so another process can take it (and retry later)."""
-        with self._open_lock:
-            if self._vectors is not None:
-                self._vectors.close()
-                self._vectors = None
-                self._vectors_collection = None
+        self.vector_manager.release()
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.release_vectors()
-        self.metrics.close()
-        self.store.close()
+        """Release the vector store, flush metrics, close the SQL pool."""
+        try:
+            self.vector_manager.close()
+        finally:
+            self.metrics.close()
+            self.store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -258,29 +174,7 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ writes
-
-    @instrumented("add")
-    def add(self, draft: Draft) -> Memory:
-        """Record a memory: SQL + outbox in one transaction, then index it if the store is free."""
-        memory = self.store.insert([draft])[0]
-        self._push([memory.id])
-        self._notify("add", memory)
-        return memory
-
-    @instrumented("update")
-    def update(self, memory_id: int, draft: Draft) -> Memory:
-        memory = self.store.update(memory_id, draft)
-        self._push([memory_id])
-        self._notify("update", memory)
-        return memory
-
-    @instrumented("delete")
-    def delete(self, memory_id: int) -> Memory:
-        memory = self.store.delete(memory_id)
-        self._push([memory_id])
-        self._notify("delete", memory)
-        return memory
+    # ------------------------------------------------------------------ wiring
 
     def observe_writes(self, observer: WriteObserver) -> None:
         """Call ``observer(op, memory)`` after every add, update and delete."""
@@ -307,8 +201,36 @@ class Engine:
     def _notify(self, op: str, memory: Memory) -> None:
         """Tell write observers (add/update/delete) after the write; they never fail it."""
         for observer in self._observers:
-            with contextlib.suppress(Exception):
+            try:
                 observer(op, memory)
+            except Exception:  # noqa: BLE001 - an observer never fails the write
+                import logging
+
+                logging.getLogger(__name__).exception("write observer failed on %s", op)
+
+    # ------------------------------------------------------------------ writes
+
+    @instrumented("add")
+    def add(self, draft: Draft) -> Memory:
+        """Record a memory: SQL + outbox in one transaction, then index it if the store is free."""
+        memory = self.store.insert([draft])[0]
+        self.outbox.push([memory.id])
+        self._notify("add", memory)
+        return memory
+
+    @instrumented("update")
+    def update(self, memory_id: int, draft: Draft) -> Memory:
+        memory = self.store.update(memory_id, draft)
+        self.outbox.push([memory_id])
+        self._notify("update", memory)
+        return memory
+
+    @instrumented("delete")
+    def delete(self, memory_id: int) -> Memory:
+        memory = self.store.delete(memory_id)
+        self.outbox.push([memory_id])
+        self._notify("delete", memory)
+        return memory
 
     def link(self, source_id: int, target_id: int) -> Memory:
         """Link two memories (stored on the first; shown both ways)."""
@@ -387,84 +309,14 @@ class Engine:
         created = self.store.insert(new_drafts, new_ids)
         report.imported += len(created)
         report.ids.extend(m.id for m in created)
-        self._push([m.id for m in created] + [m for m in explicit if m in existing])
-
-    def _push(self, ids: Sequence[int]) -> None:
-        """Index freshly written memories now if the vector store is ours; else leave it queued."""
-        if self.vectors() is None:
-            return
-        items = self.store.outbox_for(ids)
-        if items:
-            self._apply(items)
+        self.outbox.push([m.id for m in created] + [m for m in explicit if m in existing])
 
     # ------------------------------------------------------------------ sync
 
     @instrumented("sync")
     def sync(self, batch_size: int = 256, max_batches: int | None = None) -> SyncReport:
         """Drain the outbox into the vector store (what ``ephemera sync`` and the worker run)."""
-        report = SyncReport()
-        with self._sync_lock:
-            if self._active_vectors() is None:
-                report.error = self.vector_status
-                report.remaining = self.store.pending_count()
-                return report
-            batches = 0
-            while max_batches is None or batches < max_batches:
-                items = self.store.due_outbox(batch_size)
-                if not items:
-                    break
-                done = self._apply(items)
-                batches += 1
-                report.upserted += done.upserted
-                report.deleted += done.deleted
-                report.failed += done.failed
-                if done.error:
-                    report.error = done.error
-                    break
-            report.remaining = self.store.pending_count()
-        return report
-
-    def _apply(self, items: Sequence[OutboxItem]) -> SyncReport:
-        """Bring these memories' vectors in line with SQL; clear or defer their outbox rows."""
-        report = SyncReport()
-        vectors = self._active_vectors()  # the outbox drains into the active collection only
-        if vectors is None:
-            report.error = self.vector_status
-            return report
-        try:
-            current = self.store.get_many([i.memory_id for i in items])
-            to_upsert = [current[i.memory_id] for i in items if i.memory_id in current]
-            to_delete = [i.memory_id for i in items if i.memory_id not in current]
-            if to_upsert:
-                embedded = self.embedder.embed([embed_text(m) for m in to_upsert])
-                vectors.upsert(
-                    [
-                        VectorPoint(m.id, embedded[n], self._payload(m))
-                        for n, m in enumerate(to_upsert)
-                    ]
-                )
-            vectors.delete(to_delete)
-            self.store.clear_outbox(items)
-            report.upserted, report.deleted = len(to_upsert), len(to_delete)
-            self.last_sync_error = None
-        except (VectorStoreError, EmbeddingError) as exc:
-            self.metrics.error("vector_upsert")
-            report.failed = len(items)
-            report.error = str(exc)
-            self.last_sync_error = str(exc)
-            self.store.defer_outbox(items, str(exc))
-        return report
-
-    def _payload(self, memory: Memory, model: str | None = None) -> dict[str, Any]:
-        return {
-            "created_at": memory.created_at,
-            "source": memory.source,
-            "importance": memory.importance,
-            "confidence": memory.confidence,
-            "tags": list(memory.tags),
-            "hash": content_hash(memory.content),
-            "model": model or self.embedder.name,
-        }
+        return self.outbox.drain(batch_size, max_batches)
 
     @instrumented("check")
     def check(self, repair: bool = False, batch_size: int = 1000) -> CheckReport:
@@ -473,60 +325,11 @@ class Engine:
         Memories still waiting in the outbox are counted as pending, not as problems.
         With ``repair`` the problems are queued and the outbox drained.
         """
-        vectors = self.vectors()
-        pending_ids = self.store.pending_ids()
-        if vectors is None:
-            return CheckReport(
-                0, (), (), (), (), len(pending_ids), vector_status=self.vector_status
-            )
-        missing: list[int] = []
-        stale: list[int] = []
-        wrong_model: list[int] = []
-        checked = 0
-        last = -1
-        model = self.embedder.name
-        while True:
-            rows = self.store.id_hashes(last, batch_size)
-            if not rows:
-                break
-            checked += len(rows)
-            found = classify_vectors(vectors, rows, pending_ids, model)
-            missing += found[0]
-            stale += found[1]
-            wrong_model += found[2]
-            last = rows[-1][0]
-        orphaned: list[int] = []
-        last = -1
-        while True:
-            points = vectors.scan(last, batch_size)
-            if not points:
-                break
-            ids = [pid for pid, _ in points]
-            known = self.store.existing_ids(ids)
-            orphaned.extend(pid for pid in ids if pid not in known and pid not in pending_ids)
-            last = ids[-1]
-        report = CheckReport(
-            checked,
-            tuple(missing),
-            tuple(orphaned),
-            tuple(stale),
-            tuple(wrong_model),
-            len(pending_ids),
-        )
-        if repair and report.problems:
-            self.store.requeue(missing + stale + wrong_model, "upsert")
-            self.store.requeue(orphaned, "delete")
-            synced = self.sync()
-            report = CheckReport(
-                checked,
-                report.missing,
-                report.orphaned,
-                report.stale,
-                report.wrong_model,
-                synced.remaining,
-                repaired=synced.upserted + synced.deleted,
-            )
-        self.store.set_meta("last_check", str(int(self.clock())))
+        from .sync.reconcile import full_check
+
+        report = full_check(self, repair=repair, batch_size=batch_size)
+        if report.vector_status == "ok":
+            self.store.set_meta(MetaKey.LAST_CHECK, str(int(self.clock())))
         return report
 
     def reembed(
@@ -539,8 +342,8 @@ class Engine:
     ) -> ReembedReport:
         """Re-embed every memory into a new collection with the configured model (or
         ``embedder``) while the old one keeps serving, then switch; resumes when interrupted.
-        See :mod:`ephemera_tui.engine.reembed`."""
-        from .reembed import reembed
+        See :mod:`ephemera_tui.engine.vectors.reembed`."""
+        from .vectors.reembed import reembed
 
         return reembed(
             self,
@@ -578,86 +381,8 @@ class Engine:
     def local_search(
         self, raw: str, limit: int = 20, *, keyword_only: bool = False
     ) -> SearchResult:
-        """Hybrid search: parse → semantic (Qdrant, filtered) + keyword (SQL, filtered) → fuse →
-        enrich from SQL in one query. Answers from keyword alone, and says so, when the vector
-        side is unavailable or behind. ``keyword_only`` asks for the keyword side alone (fast
-        first results while typing); its mode is then ``keyword`` without a notice."""
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
-        parsed = self.parse(raw)
-        timings["parse"] = _ms(started)
-        flt = parsed.filter
-        if not parsed.has_text:
-            listed = self.store.browse(flt, limit=limit)
-            timings["total"] = _ms(started)
-            hits = tuple(Hit(m, 0.0) for m in listed)
-            return SearchResult(raw, hits, mode="browse", timings_ms=timings)
-        candidates = max(self.settings.search_candidates, limit * 3)
-        notices: list[str] = []
-        terms = [t for t in parsed.terms if t not in STOPWORDS] or list(parsed.terms)
-
-        def keyword_side() -> list[tuple[int, float]]:
-            keyword_started = time.perf_counter()
-            found = self.store.keyword_search(
-                terms, flt, candidates, budget=self.settings.keyword_budget
-            )
-            timings["keyword"] = _ms(keyword_started)
-            return found
-
-        semantic: list[tuple[int, float]] = []
-        vectors = None if keyword_only else self.vectors()
-        pending = self.store.pending_count() if vectors is not None else 0
-        # With a vector side, the keyword side runs meanwhile on a worker thread.
-        keyword_future = in_background(keyword_side) if vectors is not None else None
-        keyword = keyword_side() if keyword_future is None else []
-        if vectors is not None:
-            try:
-                mark = time.perf_counter()
-                query_vector = self.embedder.embed_query(parsed.text)
-                timings["embed"] = _ms(mark)
-                mark = time.perf_counter()
-                semantic = vectors.search(query_vector, candidates, flt.payload_part)
-                timings["vector"] = _ms(mark)
-                # The payload filter is exact once the outbox is drained; phrases, and payloads
-                # of memories still waiting there, are checked in SQL.
-                if semantic and (flt.phrases or pending):
-                    allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
-                    semantic = [(pid, s) for pid, s in semantic if pid in allowed]
-            except (VectorStoreError, EmbeddingError) as exc:
-                self.metrics.error("vector_search")
-                notices.append(f"keyword results only: {exc}")
-        elif not keyword_only:
-            notices.append(f"keyword results only: {self.vector_status}")
-        if keyword_future is not None:
-            keyword = keyword_future.result()
-        if pending and vectors is not None:
-            notices.append(f"{pending} memories not yet searchable by meaning")
-        mark = time.perf_counter()
-        fused = fuse(
-            semantic,
-            keyword,
-            semantic_weight=self.settings.semantic_weight,
-            method=self.settings.fusion,
-            rrf_k=self.settings.rrf_k,
-        )[:limit]
-        memories = self.store.get_many([f.id for f in fused])
-        timings["enrich"] = _ms(mark)
-        hits = tuple(
-            Hit(
-                memories[f.id],
-                f.score,
-                f.semantic_score,
-                f.semantic_rank,
-                f.keyword_score,
-                f.keyword_rank,
-                tuple(terms),
-            )
-            for f in fused
-            if f.id in memories
-        )
-        timings["total"] = _ms(started)
-        mode = "hybrid" if vectors is not None else "keyword"
-        return SearchResult(raw, hits, tuple(notices), mode, timings)
+        """Hybrid search in this engine (see :class:`~.search.HybridSearch`)."""
+        return self.searcher.search(raw, limit, keyword_only=keyword_only)
 
     def similar(self, memory_id: int, limit: int = 5) -> list[Hit]:
         """Memories closest in meaning to one memory (the graph's suggestions)."""
@@ -718,32 +443,37 @@ class Engine:
     def sources(self) -> list[tuple[str, int]]:
         return self.store.source_counts()
 
-    def stats(self) -> dict[str, Any]:
-        """Counts and health facts for ``ephemera stats`` and the status line."""
+    def stats(self) -> EngineStats:
+        """Counts and health facts for ``ephemera stats`` and the status screen. Cheap: it
+        neither loads the model nor opens the vector store."""
         outbox = self.store.outbox_summary()
-        vectors = self._vectors
+        held = self.vector_manager.held
         vector_count: int | None = None
-        if vectors is not None:
+        if held is not None:
             with contextlib.suppress(VectorStoreError):
-                vector_count = vectors.count()
-        cache = self._embedder.stats() if self._embedder is not None else None
-        return {
-            "memories": self.store.count(),
-            "pending": outbox["pending"],
-            "outbox_oldest_age_s": outbox["oldest_age_s"],
-            "outbox_last_error": outbox["last_error"],
-            "vectors": vector_count,
-            "vector_backend": self.settings.qdrant_url or "embedded",
-            "vector_status": self.vector_status,
-            "collection": self.vector_collection(),
-            "embedding_model": self.settings.embedding_model,
-            "embedding_cache": cache,
-            "database": describe_url(self.settings.resolved_database_url),
-            "data_dir": str(self.settings.data_dir),
-            "tags": len(self.store.tag_counts()),
-            "last_check": self.store.get_meta("last_check"),
-        }
+                vector_count = held.count()
+        loaded = self._embedder
+        cache = CacheStats(**loaded.stats()) if loaded is not None else None
+        last_check = self.store.get_meta(MetaKey.LAST_CHECK)
+        return EngineStats(
+            memories=self.store.count(),
+            pending=outbox["pending"],
+            outbox_oldest_age_s=outbox["oldest_age_s"],
+            outbox_last_error=outbox["last_error"],
+            vectors=vector_count,
+            vector_backend=describe_url(self.settings.qdrant_url)
+            if self.settings.qdrant_url
+            else "embedded",
+            vector_status=self.vector_status,
+            collection=self.vector_collection(),
+            embedding_model=self.settings.embedding_model,
+            embedding_cache=cache,
+            database=describe_url(self.settings.resolved_database_url),
+            data_dir=str(self.settings.data_dir),
+            tags=len(self.store.tag_counts()),
+            last_check=int(last_check) if last_check and last_check.isdigit() else None,
+        )
 
-
-def _ms(start: float) -> float:
-    return round((time.perf_counter() - start) * 1000, 3)
+    def iter_all(self) -> Iterator[Memory]:
+        """Every memory in id order, a page at a time (export, backups)."""
+        return self.store.iter_all()

@@ -216,3 +216,38 @@ class CheckReport:
             "problems": self.problems,
             "vector_status": self.vector_status,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """The embedding cache's counters (this process)."""
+
+    hits: int
+    misses: int
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class EngineStats:
+    """Counts and health facts for ``ephemera stats`` and the status screen."""
+
+    memories: int
+    pending: int  # memories not yet searchable by meaning (outbox rows)
+    outbox_oldest_age_s: float | None
+    outbox_last_error: str | None
+    vectors: int | None  # points in the active collection; None when it is not open here
+    vector_backend: str  # "embedded", or the Qdrant URL with any password hidden
+    vector_status: str
+    collection: str
+    embedding_model: str
+    embedding_cache: CacheStats | None  # None until the model is loaded in this process
+    database: str  # the URL with any password hidden
+    data_dir: str
+    tags: int
+    last_check: int | None  # Unix seconds of the last ``ephemera check``
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict (``ephemera stats --json``)."""
+        from dataclasses import asdict
+
+        return asdict(self)

@@ -14,7 +14,18 @@ class NotFoundError(EphemeraError):
 
 
 class DatabaseError(EphemeraError):
-    """The SQL database is unreachable or refused an operation."""
+    """The SQL database is unreachable or refused an operation.
+
+    ``duplicate_key`` and ``retryable`` are decided from the driver's error code (see
+    :func:`ephemera_tui.engine.store.connection.database_error`), never from message text.
+    """
+
+    def __init__(self, message: str, *, duplicate_key: bool = False, retryable: bool = False):
+        super().__init__(message)
+        self.duplicate_key = duplicate_key
+        """A primary-key or unique constraint refused the write (another writer got there)."""
+        self.retryable = retryable
+        """The transaction was rolled back whole (deadlock, lock timeout, busy): run it again."""
 
 
 class EmbeddingError(EphemeraError):

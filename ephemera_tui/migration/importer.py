@@ -1,33 +1,44 @@
 """Import MeiliSearch documents as memories, keeping the original primary key.
 
-Every document is mapped and validated before anything is written: a bad document stops the
-import with its file and line unless ``skip_bad`` (then it is counted as skipped). Re-running
-an import never duplicates: (index uid, primary key) → memory id lives in ``meili_documents``
-(with the unmapped fields, kept as JSON), so a document seen before updates its memory or is
+Every document of every chosen index is mapped and validated before anything is written: a
+bad document stops the import with its file and line unless ``skip_bad`` (then it is counted
+as skipped). Re-running an import — from the same dump or from a dump of another version —
+never duplicates: (index uid, primary key) → memory id lives in ``meili_documents`` (with
+the document's fields, kept as JSON), so a document seen before updates its memory or is
 skipped as already present.
+
+New memories get their ids from the store's own allocator (as ``ephemera add`` does), which
+retries past ids another process took in the same milliseconds; the mapping row is then
+claimed with a plain insert, so two imports running at once cannot both keep a memory for
+the same document: the one that loses the claim removes its copy.
 
 ``_vectors`` are reused when the embedder's model (from the dump's settings, or declared with
 ``vectors_model``) is the engine's model and the dimension matches; otherwise the memory is
-embedded again by the engine.
+embedded again by the engine, and the reason is counted.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from sqlalchemy import insert as sql_insert
 from sqlalchemy import select
 
 from ..engine.core import Engine
 from ..engine.domain import Draft, Memory
-from ..engine.errors import EphemeraError, ValidationError
+from ..engine.errors import DatabaseError, EphemeraError, NotFoundError, ValidationError
 from ..engine.store import FRAGMENTS
 from ..engine.vectors import VectorPoint
 from . import state
 from .mapping import FieldMap, Mapped, map_document
 from .readers import MigrationError, Source
+from .tables import MEILI_DOCUMENTS
+
+META_SOURCES = "meili.sources"  # {index uid: how its documents map}, one entry per index
 
 
 @dataclass
@@ -48,7 +59,8 @@ class MigrationReport:
     vectors_deferred: int = 0
     invalid: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    mapping: dict[str, str] = field(default_factory=dict)
+    mapping: dict[str, Any] = field(default_factory=dict)
+    explain: list[str] = field(default_factory=list)
     ids: list[int] = field(default_factory=list)
 
     def skip(self, reason: str, n: int = 1) -> None:
@@ -75,6 +87,7 @@ class MigrationReport:
             "invalid": list(self.invalid),
             "notes": list(self.notes),
             "mapping": dict(self.mapping),
+            "explain": list(self.explain),
         }
 
     def summary(self) -> str:
@@ -94,16 +107,30 @@ def map_all(
 ) -> list[Mapped]:
     """Map every document first; a bad one raises (file and line) unless ``skip_bad``."""
     mapped: list[Mapped] = []
+    fallback = 0
+    skipped: dict[str, int] = {}
     for doc in source.documents:
         key = str(doc.data.get(source.primary_key))
         try:
-            mapped.append(map_document(doc.data, fmap, source.primary_key, key, now))
+            item = map_document(doc.data, fmap, source.primary_key, key, now, source.index_uid)
         except ValidationError as exc:
             message = f"{doc.where}: {exc}"
             if not skip_bad:
                 raise MigrationError(message) from None
             report.invalid.append(message)
             report.skip("invalid document")
+            continue
+        mapped.append(item)
+        fallback += item.content_fallback
+        for name in item.skipped_values:
+            skipped[name] = skipped.get(name, 0) + 1
+    if fallback:
+        report.notes.append(
+            f"{fallback} documents have no text in {', '.join(fmap.content) or 'any field'}: "
+            "their other fields became the content"
+        )
+    for name, count in sorted(skipped.items()):
+        report.notes.append(f"{count} values of {name!r} did not fit their target: kept in notes")
     return mapped
 
 
@@ -112,15 +139,17 @@ def preview(source: Source, fmap: FieldMap, now: float, count: int = 3) -> dict[
     samples: list[dict[str, Any]] = []
     problems: list[str] = []
     unknown: dict[str, int] = {}
+    used = fmap.used()
     for doc in source.documents:
         key = str(doc.data.get(source.primary_key))
         try:
-            mapped = map_document(doc.data, fmap, source.primary_key, key, now)
+            mapped = map_document(doc.data, fmap, source.primary_key, key, now, source.index_uid)
         except ValidationError as exc:
             problems.append(f"{doc.where}: {exc}")
             continue
         for name in mapped.extra:
-            unknown[name] = unknown.get(name, 0) + 1
+            if name not in used:
+                unknown[name] = unknown.get(name, 0) + 1
         if len(samples) < count:
             draft = mapped.draft
             samples.append(
@@ -143,15 +172,43 @@ def preview(source: Source, fmap: FieldMap, now: float, count: int = 3) -> dict[
         "source": source.kind,
         "documents": len(source.documents),
         "mapping": {
-            target: {"field": name, "guessed": target in fmap.guessed}
+            target: {
+                "field": name,
+                "fields": _fields_of(fmap, target),
+                "guessed": target in fmap.guessed,
+            }
             for target, name in fmap.fields.items()
         },
+        "explain": list(fmap.explain),
+        "dump_version": source.dump_version,
+        "enqueued_documents": source.enqueued_documents,
         "kept_fields": unknown,
         "samples": samples,
         "problems": problems[:20],
         "problem_count": len(problems),
         "bad_lines": list(source.bad),
         "notes": list(source.notes),
+    }
+
+
+def _fields_of(fmap: FieldMap, target: str) -> list[str]:
+    if target == "content":
+        return list(fmap.content)
+    if target == "tags":
+        return list(fmap.tags)
+    return [fmap.fields[target]]
+
+
+def source_record(source: Source, fmap: FieldMap) -> dict[str, Any]:
+    """How an index's documents map, for dual writing (``meili.source``/``meili.sources``)."""
+    return {
+        "index": source.index_uid,
+        "primary_key": source.primary_key,
+        "mapping": fmap.writeback(),
+        "content_fields": list(fmap.content),
+        "tag_fields": list(fmap.tags),
+        "index_in": fmap.index_in,
+        "created_at_format": time_format(source, fmap),
     }
 
 
@@ -177,45 +234,66 @@ class Importer:
     def run(
         self, source: Source, fmap: FieldMap, *, skip_bad: bool = False, now: float | None = None
     ) -> MigrationReport:
+        """Import one index (see :meth:`run_many`)."""
+        return self.run_many([(source, fmap)], skip_bad=skip_bad, now=now)[0]
+
+    def run_many(
+        self,
+        plans: list[tuple[Source, FieldMap]],
+        *,
+        skip_bad: bool = False,
+        now: float | None = None,
+    ) -> list[MigrationReport]:
+        """Import several indexes: every document of every index is mapped before any write."""
         now = self.engine.clock() if now is None else now
-        report = MigrationReport(
-            index_uid=source.index_uid,
-            primary_key=source.primary_key,
-            source_kind=source.kind,
-            documents=len(source.documents) + len(source.bad),
-            mapping=fmap.to_dict(),
-            notes=list(source.notes),
-        )
-        for message in source.bad:
-            report.invalid.append(message)
-            report.skip("invalid document")
-        mapped = map_all(source, fmap, now, skip_bad, report)  # raises before any write
-        written: dict[int, Mapped] = {}
-        for start in range(0, len(mapped), self.batch_size):
-            batch = mapped[start : start + self.batch_size]
-            written.update(self._write_batch(source.index_uid, batch, report, int(now)))
-            self.progress(len(batch))
-        self._vectors(source, written, report)
-        state.set_json(
-            self.store,
-            state.META_SOURCE,
-            {
-                "index": source.index_uid,
-                "primary_key": source.primary_key,
-                "mapping": fmap.to_dict(),
-                "created_at_format": time_format(source, fmap),
-            },
-        )
-        record = report.to_dict()
-        record.update(path=str(source.path), at=int(now), invalid=report.invalid[:20])
-        state.set_json(self.store, state.META_LAST_IMPORT, record)
-        if source.kind == "dump":
-            state.set_json(
-                self.store,
-                state.META_LAST_DUMP,
-                {"path": str(source.path.resolve()), "at": int(now)},
+        prepared: list[tuple[Source, FieldMap, MigrationReport, list[Mapped]]] = []
+        for source, fmap in plans:
+            report = MigrationReport(
+                index_uid=source.index_uid,
+                primary_key=source.primary_key,
+                source_kind=source.kind,
+                documents=len(source.documents) + len(source.bad),
+                mapping=fmap.to_dict(),
+                explain=list(fmap.explain),
+                notes=list(source.notes),
             )
-        return report
+            for message in source.bad:
+                report.invalid.append(message)
+                report.skip("invalid document")
+            mapped = map_all(source, fmap, now, skip_bad, report)  # raises before any write
+            prepared.append((source, fmap, report, mapped))
+        sources = state.get_json(self.store, META_SOURCES) or {}
+        for source, fmap, report, mapped in prepared:
+            written: dict[int, Mapped] = {}
+            for start in range(0, len(mapped), self.batch_size):
+                batch = mapped[start : start + self.batch_size]
+                written.update(self._write_batch(source.index_uid, batch, report, int(now)))
+                self.progress(len(batch))
+            self._vectors(source, written, report)
+            record = source_record(source, fmap)
+            state.set_json(self.store, state.META_SOURCE, record)
+            sources[source.index_uid] = record
+        state.set_json(self.store, META_SOURCES, sources)
+        last = prepared[-1][0] if prepared else None
+        if last is not None:
+            records = [r.to_dict() for _, _, r, _ in prepared]
+            record = dict(records[-1])
+            record.update(
+                path=str(last.path),
+                at=int(now),
+                invalid=[m for _, _, r, _ in prepared for m in r.invalid][:20],
+                indexes=records if len(records) > 1 else [],
+            )
+            for name in ("documents", "imported", "updated", "skipped", "reembedded"):
+                record[name] = sum(r[name] for r in records)
+            state.set_json(self.store, state.META_LAST_IMPORT, record)
+            if last.kind == "dump":
+                state.set_json(
+                    self.store,
+                    state.META_LAST_DUMP,
+                    {"path": str(last.path.resolve()), "at": int(now)},
+                )
+        return [r for _, _, r, _ in prepared]
 
     # ------------------------------------------------------------------ writing
 
@@ -262,20 +340,60 @@ class Importer:
             report.updated += 1
             report.ids.append(memory.id)
             written[memory.id] = item  # text or payload changed: the vector must follow
+        state.save_mappings(self.store, rows, now)
         if new:
-            ids = self.store.ids.take(len(new))
-            created = self.store.insert([m.draft for m in new], ids)
+            # Fresh ids from the store's allocator: it retries past ids another process took.
+            created = self.store.insert([m.draft for m in new])
+            claims = [
+                state.MappingRow(index_uid, item.primary_key, memory.id, item.extra, item.doc_hash)
+                for memory, item in zip(created, new, strict=True)
+            ]
+            lost = self._claim(claims, now)
+            if lost:  # a concurrent run may have adopted our very memory: then it stays
+                winners = state.mappings_by_key(self.store, index_uid, sorted(lost))
+                ours = {m.id for m in created}
+                lost = {k for k in lost if k not in winners or winners[k].memory_id not in ours}
             for memory, item in zip(created, new, strict=True):
-                rows.append(
-                    state.MappingRow(
-                        index_uid, item.primary_key, memory.id, item.extra, item.doc_hash
-                    )
-                )
+                if item.primary_key in lost:
+                    with contextlib.suppress(NotFoundError):
+                        self.store.delete(memory.id)  # another import keeps its own copy
+                    report.skip("already present")
+                    continue
                 written[memory.id] = item
                 report.ids.append(memory.id)
-            report.imported += len(created)
-        state.save_mappings(self.store, rows, now)
+                report.imported += 1
         return written
+
+    def _claim(self, rows: list[state.MappingRow], now: int) -> set[str]:
+        """Insert new mapping rows; return the keys another import claimed first."""
+
+        def values(r: state.MappingRow) -> dict[str, Any]:
+            return {
+                "index_uid": r.index_uid,
+                "primary_key": r.primary_key,
+                "memory_id": r.memory_id,
+                "extra": r.extra,
+                "doc_hash": r.doc_hash,
+                "imported_at": now,
+            }
+
+        try:
+            with self.store.write() as conn:
+                conn.execute(sql_insert(MEILI_DOCUMENTS), [values(r) for r in rows])
+            return set()
+        except DatabaseError as exc:
+            if not getattr(exc, "duplicate_key", False) and "UNIQUE" not in str(exc).upper():
+                raise
+        lost: set[str] = set()
+        for row in rows:  # one at a time, to learn which keys were taken
+            try:
+                with self.store.write() as conn:
+                    conn.execute(sql_insert(MEILI_DOCUMENTS), [values(row)])
+            except DatabaseError as exc:
+                if not getattr(exc, "duplicate_key", False) and "UNIQUE" not in str(exc).upper():
+                    raise
+                lost.add(row.primary_key)
+        return lost
 
     @staticmethod
     def _merge(item: Mapped, memory: Memory) -> Draft:
@@ -356,7 +474,7 @@ class Importer:
             items = self.store.outbox_for(list(reuse))
             vectors.upsert(
                 [
-                    VectorPoint(mid, reuse[mid], engine._payload(memories[mid]))
+                    VectorPoint(mid, reuse[mid], engine.vector_manager.payload(memories[mid]))
                     for mid in reuse
                     if mid in memories
                 ]
@@ -375,6 +493,9 @@ class Importer:
     def _pick(
         self, source: Source, item: Mapped, model: str, dim: int, report: MigrationReport
     ) -> np.ndarray | None:
+        if item.vectors_problem:
+            report.reembed("unusable _vectors (kept among the fields)")
+            return None
         vectors = {n: v for n, v in item.vectors.items() if v}
         if not vectors:
             report.reembed("no vector in the document")

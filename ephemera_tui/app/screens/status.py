@@ -9,6 +9,7 @@ Every figure is labelled in words, so the screen reads the same without colour.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from ...engine import Engine
 
 REFRESH_SECONDS = 2.0
+COMPACT_BELOW = 34
+"""Screens shorter than this show the search stages on one line, so all fits at 80x24."""
+STAGES = ("parse", "keyword", "embed", "vector", "enrich")
 ROWS = (
     ("search.total", "search total"),
     ("search.parse", "· parse"),
@@ -64,11 +68,30 @@ class StatusData:
     stamps: dict[str, float | None] = field(default_factory=dict)
     worker: str | None = None
     index: str | None = None  # the background HNSW build: running, or how the last one went
+    journal: dict[str, str] = field(default_factory=dict)  # where the data lives, what reads it
+
+
+def journal_facts(engine: Engine) -> dict[str, str]:
+    """Data dir, the SQL and vector backends, and the embedding model, in words."""
+    settings = engine.settings
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        database = f"SQLite {url.split('///', 1)[-1]}"
+    else:
+        database = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
+    vectors = f"Qdrant {settings.qdrant_url}" if settings.qdrant_url else "embedded Qdrant"
+    status = engine.vector_status
+    vectors += "" if status == "ok" else f" (not in use: {status})"
+    return {
+        "data dir": str(settings.data_dir),
+        "stores": f"{database} · {vectors}",
+        "model": str(settings.embedding_model),
+    }
 
 
 def load_status(engine: Engine) -> StatusData:
     """Read every figure (runs in a worker thread)."""
-    from ...engine.metrics import collect
+    from ...engine.observability.report import collect
 
     metrics = collect(engine, series=60)
     stamps: dict[str, float | None] = {"sync": metrics.get("last_sync_at")}
@@ -76,7 +99,7 @@ def load_status(engine: Engine) -> StatusData:
     index: str | None = None
     health: dict[str, Any] | None = None
     with contextlib.suppress(Exception):
-        from ...engine.worker import health as worker_health
+        from ...engine.sync.worker import health as worker_health
 
         health = worker_health(engine)
     if health is not None:
@@ -92,7 +115,7 @@ def load_status(engine: Engine) -> StatusData:
     else:
         raw = engine.store.get_meta("last_check")
         stamps["check"] = float(raw) if raw else None
-    return StatusData(metrics, stamps, worker, index)
+    return StatusData(metrics, stamps, worker, index, journal_facts(engine))
 
 
 def _index_note(health: dict[str, Any]) -> str | None:
@@ -141,6 +164,7 @@ class LatencyPanel(Widget):
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id)
         self.metrics: dict[str, Any] | None = None
+        self.compact = False
         self.border_title = "Latency, ms (all processes, newest 5000)"
 
     def show(self, metrics: dict[str, Any]) -> None:
@@ -149,10 +173,25 @@ class LatencyPanel(Widget):
 
     def _rows(self) -> list[tuple[str, str]]:
         latency = (self.metrics or {}).get("latency_ms", {})
-        return [(key, label) for key, label in ROWS if key in ALWAYS or key in latency]
+        rows = [(key, label) for key, label in ROWS if key in ALWAYS or key in latency]
+        if self.compact:
+            rows = [(k, lbl) for k, lbl in rows if k.removeprefix("search.") not in STAGES]
+            rows.insert(1, ("search.stages", "· stages p50"))
+        return rows
 
     def get_content_height(self, container: Any, viewport: Any, width: int) -> int:
         return len(self._rows()) + 1
+
+    def _stages_line(self, label: str, label_w: int) -> Text:
+        latency = (self.metrics or {}).get("latency_ms", {})
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(f"{label:<{label_w}}")
+        parts = []
+        for stage in STAGES:
+            s = latency.get(f"search.{stage}")
+            parts.append(f"{stage} {fmt_ms(s['p50']) if s else '-'}")
+        line.append("  ".join(parts))
+        return line
 
     def render(self) -> Text:
         width = max(20, self.content_region.width)
@@ -165,6 +204,9 @@ class LatencyPanel(Widget):
             head.append(f"  {'recent':<{spark_w}}"[: spark_w + 2], style="bold")
         lines = [head]
         for key, label in self._rows():
+            if key == "search.stages":
+                lines.append(self._stages_line(label, label_w))
+                continue
             s = latency.get(key)
             line = Text(no_wrap=True, overflow="ellipsis")
             line.append(f"{label:<{label_w}}", style="bold" if key == "search.total" else "")
@@ -191,7 +233,7 @@ class HealthPanel(Widget):
         super().__init__(id=id)
         self.now = now
         self.data: StatusData | None = None
-        self.border_title = "Health"
+        self.border_title = "Journal and health"
 
     def show(self, data: StatusData) -> None:
         self.data = data
@@ -234,7 +276,8 @@ class HealthPanel(Widget):
         )
         error_text = ", ".join(f"{op} {n}" for op, n in sorted(errors.items())) or "none"
         stamps = self.data.stamps
-        lines = [
+        facts = [row(name.capitalize(), value) for name, value in self.data.journal.items()]
+        lines = facts + [
             row(
                 "SQL pool",
                 f"{pool.get('checked_out', '-')} checked out, {pool.get('open', '-')} open, "
@@ -306,9 +349,20 @@ class StatusScreen(JournalScreen):
     def on_mount(self) -> None:
         super().on_mount()
         self.query_one("#status-body").focus()
+        self._fit()
         self.reload()
         if self.interval > 0:
             self.set_interval(self.interval, self.reload)
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        panel = self.query_one(LatencyPanel)
+        compact = self.app.size.height < COMPACT_BELOW
+        if panel.compact != compact:
+            panel.compact = compact
+            panel.refresh(layout=True)
 
     def reload(self) -> None:
         engine_call(self, self.loader, self._loaded, group="status", title="Status")
@@ -324,7 +378,7 @@ class StatusScreen(JournalScreen):
 
     def action_measure(self) -> None:
         """Measure recall@10 of the vector index against exact search (a few hundred searches)."""
-        from ...engine.metrics import measure_index_quality
+        from ...engine.observability.quality import measure_index_quality
 
         def job(engine: Engine) -> Any:
             return measure_index_quality(engine)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from dataclasses import asdict, is_dataclass
+from typing import Annotated, Any
 
 import typer
 
@@ -30,23 +31,42 @@ def stats(
 ) -> None:
     """Counts and health: memories, pending vectors, backends; latency, errors, cache, pool,
     memory, outbox and index quality recorded by every ephemera process (docs/monitoring.md)."""
-    from ...engine.metrics import collect, format_metrics, prometheus_text
+    from ...engine.observability.prometheus import prometheus_text
+    from ...engine.observability.report import collect, format_metrics
 
     with engine_session(ctx) as engine:
         engine.vectors()
         if prometheus:
             typer.echo(prometheus_text(engine), nl=False)
             return
-        data = engine.stats()
+        data: dict[str, Any] = engine.stats().to_dict()
         data["metrics"] = collect(engine, series=0 if not as_json else 60)
         if as_json:
             typer.echo(json.dumps(data, default=str))
             return
         for key, value in data.items():
             if key != "metrics":
-                typer.echo(f"{key:>20}: {value if value is not None else '-'}")
+                typer.echo(f"{key:>20}: {readable(value)}")
         for line in format_metrics(data["metrics"]):
             typer.echo(line)
+
+
+def readable(value: object) -> str:
+    """A stats value for people: ``-`` for nothing, nested mappings and records as
+    ``hits 3, misses 1`` (never a Python dict or list), floats to four significant digits."""
+    if value is None:
+        return "-"
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable(v)}" for k, v in value.items()) or "-"
+    if isinstance(value, list | tuple | set):
+        return ", ".join(readable(v) for v in value) or "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def reembed(
@@ -86,7 +106,7 @@ def optimize(
     Run it while no app or worker holds the store; they search by keyword meanwhile
     elsewhere. Searches stay exact without it, just slower at large sizes.
     """
-    from ...engine.index import build_index
+    from ...engine.vectors.index import build_index
 
     with engine_session(ctx) as engine:
         typer.echo("building the HNSW index; this process is busy until it finishes", err=True)

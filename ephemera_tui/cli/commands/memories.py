@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -24,11 +25,15 @@ def _read_content(text: str) -> str:
 
 
 def _when(value: str | None) -> int | None:
+    """``--at`` as Unix seconds; a moment in the future is kept and said."""
     if value is None:
         return None
-    from ...engine.query import parse_timestamp
+    from ...engine.query import resolve_when
 
-    return guarded(lambda: parse_timestamp(value, time.time(), "--at"))
+    resolved = guarded(lambda: resolve_when(value, time.time(), "--at"))
+    if resolved.warning:
+        notice(f"--at: {resolved.warning}")
+    return resolved.timestamp
 
 
 def add(
@@ -70,7 +75,7 @@ def add(
             engine.get(target)
         memory = engine.add(draft)
         if engine.vector_status != "ok":
-            notice(f"saved; semantic indexing deferred ({engine.vector_status})")
+            notice(f"saved; semantic indexing deferred: {engine.vector_status}")
         typer.echo(json.dumps(memory.to_dict(), ensure_ascii=False) if as_json else str(memory.id))
 
 
@@ -151,17 +156,37 @@ def edit(
 
 
 def _edit_in_editor(text: str) -> str:
+    """Edit ``text`` in ``$VISUAL`` or ``$EDITOR`` (a command line, split like a shell does).
+
+    The file ends with a newline, as editors expect (else what is typed on the last line is
+    glued to it, and some editors add one anyway); exactly that one is taken off again.
+    """
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
-    with tempfile.NamedTemporaryFile("w+", suffix=".md", delete=False, encoding="utf-8") as handle:
-        handle.write(text)
+    try:
+        command = shlex.split(editor)
+    except ValueError as exc:
+        fail(f"cannot run the editor {editor!r}: {exc}")
+    if not command:
+        fail("$VISUAL/$EDITOR is empty")
+    with tempfile.NamedTemporaryFile(
+        "w", suffix=".md", delete=False, encoding="utf-8", newline=""
+    ) as handle:
+        handle.write(text + "\n")
         path = Path(handle.name)
     try:
-        result = subprocess.run([*editor.split(), str(path)], check=False)
+        result = subprocess.run([*command, str(path)], check=False)
         if result.returncode != 0:
             fail(f"editor {editor!r} exited with status {result.returncode}; nothing changed")
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline="") as handle:
+            edited = handle.read()  # line endings as written: an unchanged text compares equal
+        for ending in ("\r\n", "\n"):
+            if edited.endswith(ending):
+                return edited[: -len(ending)]
+        return edited
     except FileNotFoundError:
-        fail(f"editor {editor!r} not found (set $EDITOR)")
+        fail(f"editor {command[0]!r} not found (set $VISUAL or $EDITOR)")
+    except UnicodeDecodeError:
+        fail("the edited text is not valid UTF-8; nothing changed")
     finally:
         path.unlink(missing_ok=True)
 

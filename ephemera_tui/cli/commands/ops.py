@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ..context import engine_session, fail, guarded
+from ..output import plural
 
 KEEP_DAILY = typer.Option(
     "--keep-daily",
@@ -79,7 +80,7 @@ def check(
 ) -> None:
     """Health and cross-check: SQL against the vector store (missing, orphaned, stale, wrong
     model), pending outbox and its age, last check, last backup. Exit 1 on problems."""
-    from ...engine.worker import health, record_check
+    from ...engine.sync.worker import health, record_check
 
     with engine_session(ctx) as engine:
         report = engine.check(repair=repair)
@@ -141,8 +142,9 @@ def worker(
     import signal
     import threading
 
-    from ...engine.metrics import sample_after_run, serve_metrics
-    from ...engine.worker import Worker, WorkerRun
+    from ...engine.observability.prometheus import serve_metrics
+    from ...engine.observability.quality import sample_after_run
+    from ...engine.sync.worker import Worker, WorkerRun
 
     def report(run: WorkerRun) -> None:
         if as_json:
@@ -216,8 +218,9 @@ def backup(
             typer.echo(json.dumps(result.to_dict()))
         else:
             typer.echo(
-                f"{'ok' if result.ok else 'FAILED'}: {result.memories} of {result.expected} "
-                f"memories restored, identical: {'yes' if result.digest_matches else 'NO'}; "
+                f"{'ok' if result.ok else 'FAILED'}: {result.memories:,} of "
+                f"{plural(result.expected, 'memory')} restored, "
+                f"identical: {'yes' if result.digest_matches else 'NO'}; "
                 f"vectors from snapshot {result.restore.vectors_loaded}, re-embedded "
                 f"{result.restore.reembedded}; problems after {result.problems_after}"
             )
@@ -247,7 +250,8 @@ def backup(
         vectors = manifest["vectors"]
         typer.echo(str(made.path))
         typer.echo(
-            f"{manifest['counts']['memories']} memories (highest id {manifest['max_memory_id']}), "
+            f"{plural(manifest['counts']['memories'], 'memory')} "
+            f"(highest id {manifest['max_memory_id']}), "
             + (
                 f"{vectors['points']} vectors ({vectors['kind']})"
                 if vectors
@@ -274,7 +278,7 @@ def restore(
             typer.echo(json.dumps(report.to_dict()))
         else:
             typer.echo(
-                f"restored {report.memories} memories; vectors from snapshot "
+                f"restored {plural(report.memories, 'memory')}; vectors from snapshot "
                 f"{report.vectors_loaded}, re-embedded {report.reembedded}, "
                 f"removed {report.removed}"
             )

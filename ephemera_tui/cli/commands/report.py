@@ -15,6 +15,7 @@ import typer
 
 from ...engine.charts import bar, bucket_label, filled, local_time, sparkline
 from ..context import engine_session, fail, notice
+from ..output import plural
 
 if TYPE_CHECKING:
     from ...engine.analytics import Patterns
@@ -59,13 +60,16 @@ def render_text(p: Patterns, width: int = 80, metrics: dict[str, Any] | None = N
     first = local_time(p.first_at or 0, p.utc_offset)
     last = local_time(p.last_at or 0, p.utc_offset)
     out.append(
-        f"{p.total:,} memories from {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
-        f"on {p.active_days} days ({p.per_active_day} per active day)"
+        f"{plural(p.total, 'memory')} from {first:%Y-%m-%d} to {last:%Y-%m-%d}, "
+        f"on {plural(p.active_days, 'day')} ({p.per_active_day} per active day)"
     )
-    out.append(f"longest streak {p.longest_streak} days, current streak {p.current_streak} days")
+    out.append(
+        f"longest streak {plural(p.longest_streak, 'day')}, "
+        f"current streak {plural(p.current_streak, 'day')}"
+    )
     change = p.recent_count - p.previous_count
     out.append(
-        f"last {p.period_days} days: {p.recent_count} memories "
+        f"last {plural(p.period_days, 'day')}: {plural(p.recent_count, 'memory')} "
         f"({'+' if change >= 0 else ''}{change} on the {p.period_days} days before)"
     )
 
@@ -290,7 +294,8 @@ def render_html(p: Patterns, metrics: dict[str, Any] | None = None) -> str:
 
     body.append(
         f"<h2>Tags rising and falling</h2><p>Last {p.period_days} days against the "
-        f"{p.period_days} before ({p.recent_count} vs {p.previous_count} memories).</p>"
+        f"{p.period_days} before ({p.recent_count:,} vs "
+        f"{plural(p.previous_count, 'memory')}).</p>"
     )
     if p.rising or p.falling:
         body.append("<table><tr><th>tag</th><th>before</th><th>now</th><th>change</th></tr>")
@@ -346,7 +351,7 @@ def report(
         found = patterns(engine, period_days=period)
         metrics = None
         if system:
-            from ...engine.metrics import collect
+            from ...engine.observability.report import collect
 
             metrics = collect(engine, series=0)
     if fmt == "json":

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ...engine.errors import ValidationError
+from ...engine.errors import EphemeraError
 from ..context import engine_session, fail, notice
 from ..output import printable
+
+if TYPE_CHECKING:
+    from ...engine.core import Engine
 
 
 def _print_hits(result: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False))
         return
-    from datetime import datetime
+    from ...engine.dates import safe_local_datetime
 
     for hit in result.hits:
         memory = hit.memory
-        when = datetime.fromtimestamp(memory.created_at).strftime("%Y-%m-%d %H:%M")
+        when = safe_local_datetime(memory.created_at).strftime("%Y-%m-%d %H:%M")
         tags = " " + " ".join("#" + t for t in memory.tags) if memory.tags else ""
         first = " ".join(memory.content.split())
         if len(first) > 100:
@@ -52,24 +55,51 @@ def search(
         fail("--limit must be at least 1")
     with engine_session(ctx) as engine:
         if queries is not None:
-            try:
-                lines = queries.read_text(encoding="utf-8").splitlines()
-            except OSError as exc:
-                fail(f"{queries}: cannot read: {exc.strerror or exc}")
-            for lineno, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    result = engine.search(line, limit=limit)
-                except ValidationError as exc:
-                    fail(f"{queries}:{lineno}: {exc}")
-                typer.echo(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False))
+            _search_file(engine, queries, limit)
             return
         assert query is not None
         result = engine.search(query, limit=limit)
-        for message in result.notices:
+        for message in _notices(engine, query, result.notices):
             notice(message)
         _print_hits(result, as_json)
+
+
+def _notices(engine: Engine, query: str, notices: tuple[str, ...]) -> list[str]:
+    """The search's notices and the query's problems (each once): the parts of a query that
+    were left out are said, and the rest of it still ran."""
+    return list(dict.fromkeys([*notices, *engine.parse(query).problems]))
+
+
+def _search_file(engine: Engine, path: Path, limit: int) -> None:
+    """One JSON line per query line. A line that cannot run gets ``{"line", "query", "error"}``
+    instead of its hits and the batch goes on; the exit status is then 1."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror or exc}")
+    failed = 0
+    for lineno, chunk in enumerate(raw.splitlines(), start=1):
+        try:
+            line = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            failed += 1
+            error = {"line": lineno, "query": None, "error": "not valid UTF-8"}
+            typer.echo(json.dumps(error))
+            continue
+        if not line.strip():
+            continue
+        try:
+            result = engine.search(line, limit=limit)
+        except EphemeraError as exc:
+            failed += 1
+            error = {"line": lineno, "query": line, "error": str(exc)}
+            typer.echo(json.dumps(error, ensure_ascii=False))
+            continue
+        for problem in engine.parse(line).problems:
+            notice(f"{path}:{lineno}: {problem}")
+        typer.echo(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False))
+    if failed:
+        fail(f"{path}: {failed} of the queries could not run (their lines carry an error)")
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ..context import engine_session, fail, guarded, notice
-from ..output import progress
+from ..output import plural, progress
 
 
 def import_(
@@ -35,7 +35,7 @@ def import_(
         file = Path(tmp.name)
     now = time.time()
     errors: list[str] = []
-    total = guarded(lambda: jsonl.count_valid(file, now)) if not skip_bad else None
+    total = None if skip_bad else _check_all(file, now)
     with engine_session(ctx) as engine:
         rows = jsonl.read_jsonl(file, now, skip_bad=skip_bad, errors=errors)
         with progress(total, "importing") as advance:
@@ -63,6 +63,29 @@ def import_(
             )
 
 
+def _check_all(file: Path, now: float) -> int:
+    """Validate every line before anything is written (a bad line writes nothing), with a
+    progress bar from the start: reading dates in natural language takes a while."""
+    from ...engine import jsonl
+
+    try:
+        with file.open("rb") as handle:
+            lines = sum(1 for _ in handle)
+    except OSError:
+        lines = 0  # read_jsonl says what is wrong with the file
+    valid = 0
+    with progress(lines or None, f"checking {file.name}") as advance:
+
+        def check() -> None:
+            nonlocal valid
+            for _ in jsonl.read_jsonl(file, now):
+                valid += 1
+                advance(1)
+
+        guarded(check)
+    return valid
+
+
 def export(
     ctx: typer.Context,
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or markdown.")] = "jsonl",
@@ -77,7 +100,7 @@ def export(
         fail(f"unknown format {fmt!r} (jsonl or markdown)")
     writer = jsonl.write_jsonl if fmt == "jsonl" else jsonl.write_markdown
     with engine_session(ctx) as engine:
-        memories = engine.store.iter_all()
+        memories = engine.iter_all()
         if fmt == "markdown":
             memories = iter(sorted(memories, key=lambda m: (m.created_at, m.id)))
         if output is None:
@@ -85,7 +108,7 @@ def export(
         else:
             with output.open("w", encoding="utf-8") as handle:
                 count = writer(memories, handle)
-            notice(f"wrote {count} memories to {output}")
+            notice(f"wrote {plural(count, 'memory')} to {output}")
 
 
 def register(app: typer.Typer) -> None:

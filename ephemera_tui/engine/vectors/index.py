@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
-from .errors import EphemeraError, VectorStoreError
-from .store import META
-from .vectors import EdgeVectors, VectorPoint, drop_edge_shard
+from ..errors import EphemeraError, VectorStoreError
+from ..store import META, MetaKey
+from .base import VectorPoint
+from .edge import EdgeVectors, drop_edge_shard
 
 if TYPE_CHECKING:
-    from .core import Engine
+    from ..core import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +71,8 @@ def build_index(engine: Engine) -> IndexBuild:
 
 # ---------------------------------------------------------------------------- in the background
 
-BUILD_KEY = "index_build"  # the collection a background build is writing (for cleanup)
-LAST_BUILD_KEY = "index_build_last"  # outcome of the last background build
+BUILD_KEY = MetaKey.INDEX_BUILD
+LAST_BUILD_KEY = MetaKey.INDEX_BUILD_LAST
 RETRY_AFTER_FAILURE = 3600.0
 HAND_OVER_MAX_WAIT = 600.0
 EXPORT_PAGE = 1000
@@ -80,7 +81,7 @@ _SUFFIX = re.compile(r"__hnsw\d+$")
 
 def unindexed(engine: Engine) -> int:
     """Vectors of the open embedded store not yet in an HNSW index (0 for a server)."""
-    vectors = engine._vectors  # noqa: SLF001 - only look at a store this engine holds
+    vectors = engine.vector_manager.held  # only look at a store this engine holds
     index_info = getattr(vectors, "index_info", None)
     if index_info is None:
         return 0
@@ -93,8 +94,8 @@ class BackgroundIndex:
     embedded store (the app, or ``ephemera worker``):
 
     1. start: record every id written from now on, export all points page by page (each page
-       holds the store for a few ms), and start ``python -m ephemera_tui.engine.index`` at low
-       priority; it loads them into a new shard and builds its index (minutes, its own GIL);
+       holds the store for a few ms), and start ``python -m ephemera_tui.engine.vectors.index``
+       at low priority; it loads them into a new shard and builds its index (minutes, its own GIL);
     2. poll: meanwhile this process keeps searching and writing the old shard;
     3. swap: open the new shard, replay the ids written meanwhile from the old one, switch
        ``vector_collection`` (compare-and-set in SQL) and the engine's open store at once, and
@@ -118,6 +119,10 @@ class BackgroundIndex:
     @property
     def active(self) -> bool:
         return self._process is not None
+
+    def due(self) -> bool:
+        """Whether a build would start now (reads only)."""
+        return self._process is None and self._due()
 
     def step(self) -> str | None:
         """Start, poll or finish a build; a line saying what happened, or None (nothing did)."""
@@ -146,7 +151,7 @@ class BackgroundIndex:
         engine = self.engine
         if self.threshold <= 0 or engine.settings.qdrant_url:
             return False
-        if engine.store.get_meta("reembed_target"):
+        if engine.store.get_meta(MetaKey.REEMBED_TARGET):
             return False  # a re-embed is building its own collection
         raw = engine.store.get_meta(LAST_BUILD_KEY)
         last = json.loads(raw) if raw else {}
@@ -159,19 +164,19 @@ class BackgroundIndex:
 
     def _start(self) -> str | None:
         engine = self.engine
-        source = engine._vectors  # noqa: SLF001
+        source = engine.vector_manager.held
         if not isinstance(source, EdgeVectors):
             return None
         self._source = source
         self._source_name = engine.vector_collection()
         stamp = int(engine.clock() * 1000)
         self._target_name = f"{_SUFFIX.sub('', self._source_name)}__hnsw{stamp}"
-        target = engine.settings.vectors_path.parent / self._target_name
+        target = engine.vector_manager.shard_path(self._target_name)
         work = target.parent / f"{target.name}.build"
         work.mkdir(parents=True, exist_ok=True)
         engine.store.set_meta(BUILD_KEY, self._target_name)
         source.start_journal()
-        args = [sys.executable, "-m", "ephemera_tui.engine.index", str(work), str(target)]
+        args = [sys.executable, "-m", "ephemera_tui.engine.vectors.index", str(work), str(target)]
         args.append(str(source.dim))
         try:
             count = _export(source, work)
@@ -203,7 +208,7 @@ class BackgroundIndex:
         process, self._process = self._process, None
         source = self._source
         assert process is not None and source is not None
-        target = engine.settings.vectors_path.parent / self._target_name
+        target = engine.vector_manager.shard_path(self._target_name)
         work = target.parent / f"{target.name}.build"
         result_file = work / "result.json"
         if process.returncode != 0 or not result_file.exists():
@@ -220,7 +225,7 @@ class BackgroundIndex:
             self._fail(f"cannot open the rebuilt store: {exc}")
         opened = time.perf_counter()
         try:
-            replayed = engine.adopt_vectors(
+            replayed = engine.vector_manager.adopt(
                 fresh, self._target_name, replaces=source, expected=self._source_name
             )
         except EphemeraError as exc:
@@ -230,7 +235,7 @@ class BackgroundIndex:
             fresh.close()
             self._fail("the vector store was closed or switched during the build")
         handed_over = time.perf_counter()
-        drop_edge_shard(engine.settings.vectors_path.parent / self._source_name)
+        drop_edge_shard(engine.vector_manager.shard_path(self._source_name))
         shutil.rmtree(work, ignore_errors=True)
         info = fresh.index_info()
         last = {
@@ -269,7 +274,7 @@ class BackgroundIndex:
         name = self.engine.store.get_meta(BUILD_KEY)
         if not name or name == self.engine.vector_collection():
             return
-        if drop_edge_shard(self.engine.settings.vectors_path.parent / name):
+        if drop_edge_shard(self.engine.vector_manager.shard_path(name)):
             self.engine.store.set_meta(BUILD_KEY, "")
 
 

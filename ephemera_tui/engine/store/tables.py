@@ -76,3 +76,10 @@ class Meta(SQLModel, table=True):
 
     key: str = Field(sa_column=Column(String(100), primary_key=True))
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+# The Core tables behind the models, for the bulk and full-text paths that need SQL expressions.
+FRAGMENTS = MemoryFragment.__table__  # type: ignore[attr-defined]
+TAGS = MemoryTag.__table__  # type: ignore[attr-defined]
+OUTBOX = VectorOutbox.__table__  # type: ignore[attr-defined]
+META = Meta.__table__  # type: ignore[attr-defined]

@@ -17,56 +17,40 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
-
-from .core import classify_vectors
-from .domain import CheckReport
-from .errors import DatabaseError, EmbeddingError, EphemeraError, VectorStoreError
-from .index import BUILD_KEY, LAST_BUILD_KEY, BackgroundIndex
-from .store import META, OUTBOX
+from ..domain import CheckReport
+from ..errors import EmbeddingError, EphemeraError, VectorStoreError
+from ..store import Lease, MetaKey
+from ..vectors.index import BackgroundIndex
+from .reconcile import SliceReport, check_slice
 
 if TYPE_CHECKING:
-    from .core import Engine
+    from ..core import Engine
 
-LEASE_KEY = "worker_lease"
-CURSOR_KEY = "check_cursor"
-LAST_RUN_KEY = "worker_last_run"
-LAST_SLICE_KEY = "last_slice_check"
-LAST_FULL_KEY = "last_full_check"
-LAST_CHECK_KEY = "last_check"  # also written by Engine.check
-FOUND_KEY = "mismatches_found"
-REPAIRED_KEY = "mismatches_repaired"
-LAST_BACKUP_KEY = "last_backup"
-LAST_BACKUP_ERROR_KEY = "last_backup_error"
+__all__ = ["Lease", "SliceReport", "Worker", "WorkerRun", "check_slice", "health"]
 
+CHECK_EVERY_SECONDS = 3600.0
+"""How long after a complete cross-check pass the next one starts (a pass is one slice a run)."""
+BACKUP_RETRY_SECONDS = 3600.0
+"""How long after a failed scheduled backup the next attempt is made."""
 
-@dataclass(slots=True)
-class SliceReport:
-    """One slice of the cross-check: ids ``(after_id, upto_id]`` on both sides."""
-
-    after_id: int
-    upto_id: int | None  # None: the slice reached the end (the next one starts again from 0)
-    checked: int = 0
-    missing: list[int] = field(default_factory=list)
-    orphaned: list[int] = field(default_factory=list)
-    stale: list[int] = field(default_factory=list)
-    wrong_model: list[int] = field(default_factory=list)
-    repaired: int = 0
-
-    @property
-    def problems(self) -> int:
-        return len(self.missing) + len(self.orphaned) + len(self.stale) + len(self.wrong_model)
+# The meta keys this module reads and writes (names kept for callers and tests).
+LEASE_KEY = MetaKey.WORKER_LEASE
+CURSOR_KEY = MetaKey.CHECK_CURSOR
+LAST_RUN_KEY = MetaKey.WORKER_LAST_RUN
+LAST_SLICE_KEY = MetaKey.LAST_SLICE_CHECK
+LAST_FULL_KEY = MetaKey.LAST_FULL_CHECK
+LAST_CHECK_KEY = MetaKey.LAST_CHECK
+FOUND_KEY = MetaKey.MISMATCHES_FOUND
+REPAIRED_KEY = MetaKey.MISMATCHES_REPAIRED
+LAST_BACKUP_KEY = MetaKey.LAST_BACKUP
+LAST_BACKUP_ERROR_KEY = MetaKey.LAST_BACKUP_ERROR
 
 
 @dataclass(slots=True)
@@ -87,6 +71,14 @@ class WorkerRun:
     index: str | None = None  # what the background HNSW build did this run
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    idle: bool = False  # nothing was due: no lease claimed, nothing written
+
+    @property
+    def did_something(self) -> bool:
+        """Whether this run changed anything worth recording."""
+        return bool(
+            self.synced or self.sync_failed or self.checked or self.backup or self.index
+        ) or bool(self.errors)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,88 +96,6 @@ class WorkerRun:
         if self.errors:
             parts.append("errors: " + "; ".join(self.errors))
         return ", ".join(parts)
-
-
-# ---------------------------------------------------------------------------- lease
-
-
-class Lease:
-    """A named lease in ``ephemera_meta``: ``owner|expires_ms``, taken by compare-and-swap.
-
-    Claiming reads the row, and if it is free, expired or already ours, swaps it with a
-    conditional ``UPDATE ... WHERE value = <what was read>``; exactly one contender's UPDATE
-    matches. A missing row is created with INSERT, and a duplicate-key error means we lost.
-    """
-
-    def __init__(
-        self, engine: Engine, key: str = LEASE_KEY, seconds: float = 60.0, owner: str | None = None
-    ) -> None:
-        self.engine = engine
-        self.key = key
-        self.seconds = seconds
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-    def _now_ms(self) -> int:
-        return int(self.engine.clock() * 1000)
-
-    @staticmethod
-    def parse(value: str | None) -> tuple[str, int] | None:
-        if not value or "|" not in value:
-            return None
-        owner, _, expires = value.rpartition("|")
-        try:
-            return owner, int(expires)
-        except ValueError:
-            return None
-
-    def holder(self) -> tuple[str, int] | None:
-        """(owner, expiry in ms) of the current lease, or None when there is none."""
-        return self.parse(self.engine.store.get_meta(self.key))
-
-    def claim(self) -> bool:
-        """Take or renew the lease; False if another live owner holds it."""
-        store = self.engine.store
-        now = self._now_ms()
-        new_value = f"{self.owner}|{now + int(self.seconds * 1000)}"
-        try:
-            with store.write() as conn:
-                current = conn.execute(select(META.c.value).where(META.c.key == self.key)).scalar()
-                if current is None:
-                    conn.execute(insert(META).values(key=self.key, value=new_value))
-                    return True
-                parsed = self.parse(current)
-                if parsed is not None and parsed[0] != self.owner and parsed[1] > now:
-                    return False
-                result = conn.execute(
-                    update(META)
-                    .where(META.c.key == self.key, META.c.value == current)
-                    .values(value=new_value)
-                )
-                return bool(result.rowcount == 1)
-        except DatabaseError as exc:
-            if _is_duplicate(exc):
-                return False
-            raise
-        except IntegrityError:
-            return False
-
-    def release(self) -> None:
-        """Give the lease up early (only if it is still ours)."""
-        store = self.engine.store
-        with store.write() as conn:
-            current = conn.execute(select(META.c.value).where(META.c.key == self.key)).scalar()
-            parsed = self.parse(current)
-            if parsed is not None and parsed[0] == self.owner:
-                conn.execute(
-                    update(META)
-                    .where(META.c.key == self.key, META.c.value == current)
-                    .values(value=f"{self.owner}|0")
-                )
-
-
-def _is_duplicate(exc: Exception) -> bool:
-    text = str(exc).upper()
-    return "UNIQUE" in text or "DUPLICATE" in text
 
 
 # ---------------------------------------------------------------------------- meta helpers
@@ -209,94 +119,6 @@ def record_check(engine: Engine, report: CheckReport) -> None:
     _add_counter(engine, REPAIRED_KEY, report.repaired)
     if report.vector_status == "ok":
         engine.store.set_meta(LAST_FULL_KEY, str(int(engine.clock())))
-
-
-# ---------------------------------------------------------------------------- cross-check
-
-
-def check_slice(engine: Engine, after_id: int, limit: int, repair: bool = True) -> SliceReport:
-    """Cross-check the next ``limit`` memories after ``after_id`` (and vector points in the
-    same id range): missing, orphaned, stale, wrong model. Memories waiting in the outbox are
-    not problems. Problems are confirmed by a second look before they are reported, so a
-    write racing the check is not counted; with ``repair`` they are queued and drained.
-    """
-    vectors = engine.vectors()
-    if vectors is None:
-        raise VectorStoreError(engine.vector_status)
-    rows = engine.store.id_hashes(after_id, limit)
-    end = rows[-1][0] if len(rows) == limit else None
-    report = SliceReport(after_id, end, checked=len(rows))
-    model = engine.embedder.name
-
-    def classify(ids_hashes: list[tuple[int, str]]) -> tuple[list[int], list[int], list[int]]:
-        pending = _pending_among(engine, [mid for mid, _ in ids_hashes])
-        return classify_vectors(vectors, ids_hashes, pending, model)
-
-    missing, stale, wrong = classify(rows)
-    suspects = set(missing) | set(stale) | set(wrong)
-    if suspects:
-        # Look again: a write that committed between our reads is not a problem.
-        missing, stale, wrong = classify(_id_hashes_for(engine, sorted(suspects)))
-    report.missing, report.stale, report.wrong_model = missing, stale, wrong
-
-    orphan_candidates: list[int] = []
-    cursor = after_id
-    while True:
-        points = vectors.scan(cursor, 500)
-        if not points:
-            break
-        ids = [pid for pid, _ in points if end is None or pid <= end]
-        if ids:
-            known = engine.store.existing_ids(ids)
-            orphan_candidates.extend(pid for pid in ids if pid not in known)
-        if end is not None and points[-1][0] >= end:
-            break
-        cursor = points[-1][0]
-    if orphan_candidates:
-        pending = _pending_among(engine, orphan_candidates)
-        known = engine.store.existing_ids(orphan_candidates)
-        still = vectors.payloads(orphan_candidates)
-        report.orphaned = [
-            pid
-            for pid in orphan_candidates
-            if pid not in pending and pid not in known and pid in still
-        ]
-
-    if repair and report.problems:
-        engine.store.requeue(report.missing + report.stale + report.wrong_model, "upsert")
-        engine.store.requeue(report.orphaned, "delete")
-        synced = engine.sync()
-        report.repaired = min(report.problems, synced.upserted + synced.deleted)
-    return report
-
-
-def _pending_among(engine: Engine, ids: list[int]) -> set[int]:
-    out: set[int] = set()
-    with engine.store.read() as conn:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            out.update(
-                int(r[0])
-                for r in conn.execute(
-                    select(OUTBOX.c.memory_id).where(OUTBOX.c.memory_id.in_(chunk))
-                )
-            )
-    return out
-
-
-def _id_hashes_for(engine: Engine, ids: list[int]) -> list[tuple[int, str]]:
-    from .domain import content_hash
-    from .store import FRAGMENTS
-
-    out: list[tuple[int, str]] = []
-    with engine.store.read() as conn:
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows = conn.execute(
-                select(FRAGMENTS.c.id, FRAGMENTS.c.content).where(FRAGMENTS.c.id.in_(chunk))
-            ).all()
-            out.extend((int(r.id), content_hash(r.content)) for r in rows)
-    return sorted(out)
 
 
 # ---------------------------------------------------------------------------- the worker
@@ -331,11 +153,18 @@ class Worker:
         idle: Callable[[], bool] | None = None,
         owner: str | None = None,
         on_run: Callable[[WorkerRun], None] | None = None,
+        check_every: float = CHECK_EVERY_SECONDS,
     ) -> None:
         self.engine = engine
         self.interval = interval
         self.check_slice_size = check_slice_size
-        self.lease = Lease(engine, seconds=lease_seconds or max(30.0, interval * 3), owner=owner)
+        self.lease = Lease(
+            engine.store,
+            engine.clock,
+            seconds=lease_seconds or max(30.0, interval * 3),
+            owner=owner,
+        )
+        self.check_every = check_every
         self.backup_dir = backup_dir
         self.backup_every = backup_every
         self.keep_daily = keep_daily
@@ -348,23 +177,29 @@ class Worker:
         self.last_run: WorkerRun | None = None
 
     def run_once(self) -> WorkerRun:
-        """One pass: claim the lease, drain, check a slice, repair, back up if due."""
+        """One pass: if anything is due, claim the lease, drain, check a slice, repair, back
+        up. Nothing due (the usual idle case) means nothing written: the lease is claimed, and
+        stamps are written, only when there is work."""
         with self._run_lock:
             run = WorkerRun(ran=False, started_at=self.engine.clock())
             started = time.perf_counter()
             try:
+                if self.engine.vectors() is None:
+                    # Another process holds the embedded store (or the server is down): leave
+                    # the lease to a worker that can reach it, and try again next time.
+                    run.errors.append(f"vector store unavailable: {self.engine.vector_status}")
+                    run.pending = self.engine.store.pending_count()
+                    self.lease.release()
+                    return run
+                run.pending = self.engine.store.pending_count()
+                if not self._work_due(run.pending):
+                    run.idle = True
+                    return run
                 if not self.lease.claim():
                     holder = self.lease.holder()
                     run.holder = holder[0] if holder else None
                     return run
                 run.ran = True
-                if self.engine.vectors() is None:
-                    # Another process holds the embedded store (or the server is down): let a
-                    # worker that can reach it take the lease, and try again next time.
-                    run.errors.append(f"vector store unavailable: {self.engine.vector_status}")
-                    run.pending = self.engine.store.pending_count()
-                    self.lease.release()
-                    return run
                 self._drain(run)
                 self._drop_retired(run)
                 if self.lease.claim():
@@ -374,16 +209,17 @@ class Worker:
                 if self.lease.claim():
                     self._index(run)
                 run.pending = self.engine.store.pending_count()
-                self.engine.store.set_meta(
-                    LAST_RUN_KEY,
-                    json.dumps(
-                        {
-                            "at": int(run.started_at),
-                            "owner": self.lease.owner,
-                            "summary": run.summary(),
-                        }
-                    ),
-                )
+                if run.did_something:
+                    self.engine.store.set_meta(
+                        LAST_RUN_KEY,
+                        json.dumps(
+                            {
+                                "at": int(run.started_at),
+                                "owner": self.lease.owner,
+                                "summary": run.summary(),
+                            }
+                        ),
+                    )
             except EphemeraError as exc:
                 run.errors.append(str(exc))
             finally:
@@ -395,6 +231,38 @@ class Worker:
                 run.seconds = round(time.perf_counter() - started, 3)
                 self.last_run = run
             return run
+
+    def _work_due(self, pending: int) -> bool:
+        """Whether any step has work now (reads only): vectors to write, a cross-check pass
+        under way or due, a backup due, an index build running or due, collections to drop."""
+        store = self.engine.store
+        if pending or self.indexer.active or store.get_meta(MetaKey.VECTOR_COLLECTION_RETIRED):
+            return True
+        if self._check_due() or self._backup_due():
+            return True
+        return self.indexer.due()
+
+    def _check_due(self) -> bool:
+        """A pass is under way (the cursor is past the start), or the last one is old."""
+        engine = self.engine
+        if _meta_int(engine, CURSOR_KEY) > 0:
+            return True
+        last = _meta_int(engine, LAST_FULL_KEY)
+        return not last or engine.clock() - last >= self.check_every
+
+    def _backup_due(self) -> bool:
+        if self.backup_dir is None:
+            return False
+        if self.idle is not None and not self.idle():
+            return False  # the export competes with search for the cores: wait for a pause
+        now = self.engine.clock()
+        failed = _meta_json(self.engine, LAST_BACKUP_ERROR_KEY)
+        if failed and now - float(failed.get("at", 0)) < BACKUP_RETRY_SECONDS:
+            last_ok = last_backup(self.engine)
+            if last_ok is None or float(last_ok.get("at", 0)) < float(failed.get("at", 0)):
+                return False
+        last = last_backup(self.engine)
+        return last is None or now - float(last.get("at", 0)) >= self.backup_every
 
     def run_forever(self, stop_event: threading.Event) -> None:
         """Run until ``stop_event`` is set; the next run is armed only after this one ends."""
@@ -420,7 +288,7 @@ class Worker:
 
     def _drop_retired(self, run: WorkerRun) -> None:
         """Drop old vector collections a re-embed left behind while they were still open."""
-        from .reembed import drop_retired
+        from ..vectors.reembed import drop_retired
 
         try:
             drop_retired(self.engine)
@@ -429,7 +297,7 @@ class Worker:
 
     def _check(self, run: WorkerRun) -> None:
         engine = self.engine
-        if engine.vectors() is None:
+        if engine.vectors() is None or not self._check_due():
             return
         after = _meta_int(engine, CURSOR_KEY) or -1
         try:
@@ -458,14 +326,9 @@ class Worker:
             run.errors.append(str(exc))
 
     def _backup_if_due(self, run: WorkerRun) -> None:
-        if self.backup_dir is None:
+        if self.backup_dir is None or not self._backup_due():
             return
-        if self.idle is not None and not self.idle():
-            return  # the export competes with search for the cores: wait for a pause
-        last = last_backup(self.engine)
-        if last is not None and self.engine.clock() - float(last.get("at", 0)) < self.backup_every:
-            return
-        from .backup import apply_retention, create_backup
+        from ..backup import apply_retention, create_backup
 
         try:
             result = create_backup(self.engine, self.backup_dir)
@@ -482,8 +345,8 @@ class Worker:
 # ---------------------------------------------------------------------------- health
 
 
-def last_backup(engine: Engine) -> dict[str, Any] | None:
-    raw = engine.store.get_meta(LAST_BACKUP_KEY)
+def _meta_json(engine: Engine, key: str) -> dict[str, Any] | None:
+    raw = engine.store.get_meta(key)
     if not raw:
         return None
     try:
@@ -491,6 +354,11 @@ def last_backup(engine: Engine) -> dict[str, Any] | None:
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
+
+
+def last_backup(engine: Engine) -> dict[str, Any] | None:
+    """The record of the last backup set written, or None."""
+    return _meta_json(engine, LAST_BACKUP_KEY)
 
 
 def health(engine: Engine) -> dict[str, Any]:
@@ -523,7 +391,7 @@ def health(engine: Engine) -> dict[str, Any]:
     if backup is not None:
         backup = {**backup, "age_s": max(0.0, round(now - float(backup.get("at", 0)), 1))}
     raw_error = engine.store.get_meta(LAST_BACKUP_ERROR_KEY)
-    raw_index = engine.store.get_meta(LAST_BUILD_KEY)
+    raw_index = engine.store.get_meta(MetaKey.INDEX_BUILD_LAST)
     cursor = _meta_int(engine, CURSOR_KEY)
     return {
         "pending": outbox["pending"],
@@ -538,7 +406,7 @@ def health(engine: Engine) -> dict[str, Any]:
         "check_cursor": None if cursor <= 0 else cursor,
         "last_backup": backup,
         "last_backup_error": json.loads(raw_error) if raw_error else None,
-        "index_building": bool(engine.store.get_meta(BUILD_KEY)),
+        "index_building": bool(engine.store.get_meta(MetaKey.INDEX_BUILD)),
         "last_index_build": json.loads(raw_index) if raw_index else None,
         "worker": worker,
         "vector_status": engine.vector_status,

@@ -1,204 +1,32 @@
-"""The SQL side: connection, migrations, the write path with its outbox, keyword search, paging.
+"""The SQL store: memories and their tags, the vector outbox, meta keys, reads and paging.
 
 SQL is the source of truth. Every write puts the fragment, its tags and an outbox row in one
-transaction; the vector store is brought in step afterwards from the outbox.
+transaction; the vector store is brought in step afterwards from the outbox. Connecting and
+migrating live in :mod:`.connection`, keyword search in :mod:`.keyword`, filter conditions in
+:mod:`.conditions`.
 """
 
 from __future__ import annotations
 
 import itertools
 import random
-import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Engine,
-    Text,
-    and_,
-    column,
-    create_engine,
-    delete,
-    event,
-    exists,
-    func,
-    insert,
-    literal_column,
-    or_,
-    select,
-    table,
-    text,
-    update,
-)
-from sqlalchemy.dialects.mysql import match as mysql_match
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Text, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from .domain import Draft, Memory, content_hash
-from .errors import DatabaseError, NotFoundError
-from .filters import SearchFilter
-from .tables import MemoryFragment, MemoryTag, Meta, VectorOutbox
-
-FRAGMENTS = MemoryFragment.__table__  # type: ignore[attr-defined]
-TAGS = MemoryTag.__table__  # type: ignore[attr-defined]
-OUTBOX = VectorOutbox.__table__  # type: ignore[attr-defined]
-META = Meta.__table__  # type: ignore[attr-defined]
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_CACHE_KIB = 32_768  # page cache per connection
-SQLITE_MMAP_BYTES = 256 * 1024 * 1024
-
-# Words too common to help a keyword match (the OR query would otherwise match everything).
-STOPWORDS = frozenset(
-    [
-        "a",
-        "about",
-        "above",
-        "after",
-        "again",
-        "against",
-        "all",
-        "am",
-        "an",
-        "and",
-        "any",
-        "are",
-        "as",
-        "at",
-        "be",
-        "because",
-        "been",
-        "before",
-        "being",
-        "below",
-        "between",
-        "both",
-        "but",
-        "by",
-        "can",
-        "could",
-        "did",
-        "do",
-        "does",
-        "doing",
-        "down",
-        "during",
-        "each",
-        "few",
-        "for",
-        "from",
-        "further",
-        "had",
-        "has",
-        "have",
-        "having",
-        "he",
-        "her",
-        "here",
-        "hers",
-        "herself",
-        "him",
-        "himself",
-        "his",
-        "how",
-        "i",
-        "if",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "itself",
-        "just",
-        "me",
-        "more",
-        "most",
-        "my",
-        "myself",
-        "no",
-        "nor",
-        "not",
-        "now",
-        "of",
-        "off",
-        "on",
-        "once",
-        "only",
-        "or",
-        "other",
-        "our",
-        "ours",
-        "ourselves",
-        "out",
-        "over",
-        "own",
-        "same",
-        "she",
-        "should",
-        "so",
-        "some",
-        "such",
-        "than",
-        "that",
-        "the",
-        "their",
-        "theirs",
-        "them",
-        "themselves",
-        "then",
-        "there",
-        "these",
-        "they",
-        "this",
-        "those",
-        "through",
-        "to",
-        "too",
-        "under",
-        "until",
-        "up",
-        "very",
-        "was",
-        "we",
-        "were",
-        "what",
-        "when",
-        "where",
-        "which",
-        "while",
-        "who",
-        "whom",
-        "why",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "yours",
-        "yourself",
-        "yourselves",
-        "did",
-        "does",
-        "what's",
-        "i'm",
-        "it's",
-        "don't",
-        # what is left of contractions and possessives once words are split on \w+
-        "s",
-        "t",
-        "m",
-        "d",
-        "ll",
-        "re",
-        "ve",
-    ]
-)
+from ..domain import Draft, Memory, content_hash
+from ..errors import DatabaseError, NotFoundError
+from ..filters import SearchFilter
+from .conditions import filter_conditions
+from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
+from .keyword import mysql_keyword, sqlite_keyword
+from .tables import FRAGMENTS, META, OUTBOX, TAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,148 +71,6 @@ def _row_to_memory(row: Any) -> Memory:
     )
 
 
-def _is_mysql(engine: Engine | Connection) -> bool:
-    return engine.dialect.name in ("mysql", "mariadb")
-
-
-def describe_url(url: str) -> str:
-    """The database URL with any password hidden, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - a malformed URL is shown as given
-        return url
-
-
-def _enable_wal(cursor: Any, wait: float = 30.0) -> None:
-    """Put the database in WAL mode (kept in the file once set). Switching a fresh file needs an
-    exclusive lock, and SQLite answers "database is locked" at once, without its busy handler,
-    when another process opening the same fresh file holds a lock it would deadlock on; so the
-    switch is retried for up to `wait` seconds."""
-    deadline = time.monotonic() + wait
-    pause = 0.005
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, 0.2)
-
-
-def make_sql_engine(url: str) -> Engine:
-    """Create the SQLAlchemy engine: WAL + busy timeout on SQLite, pooled pymysql on MySQL."""
-    try:
-        parsed = make_url(url)
-    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
-    backend = parsed.get_backend_name()
-    if backend == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            try:
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise DatabaseError(
-                    f"database {describe_url(url)} unavailable: {exc.strerror or exc}: "
-                    f"{Path(parsed.database).parent}"
-                ) from None
-        engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (below)
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA busy_timeout=30000")
-            _enable_wal(cursor)
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            # Keyword search with a filter joins each full-text match to its row: with the
-            # default 2 MB page cache those lookups go to the OS at 100k memories. Map the
-            # file and keep a larger cache (both grow only as pages are read).
-            cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
-            cursor.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
-            cursor.close()
-
-        @event.listens_for(engine, "begin")
-        def _on_begin(conn: Connection) -> None:
-            # Writers take the lock up front so two processes queue instead of failing.
-            mode = "IMMEDIATE" if conn.get_execution_options().get("ephemera_write") else ""
-            conn.exec_driver_sql(f"BEGIN {mode}".strip())
-
-        return engine
-    if backend in ("mysql", "mariadb"):
-        if "charset" not in parsed.query:
-            parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-        return create_engine(
-            parsed,
-            pool_pre_ping=True,
-            pool_recycle=3600,
-            pool_size=5,
-            max_overflow=10,
-            connect_args={"connect_timeout": 5, "read_timeout": 60, "write_timeout": 60},
-        )
-    raise DatabaseError(
-        f"unsupported database URL {describe_url(url)!r}: use sqlite:///PATH or mysql+pymysql://..."
-    )
-
-
-@contextmanager
-def _sqlite_migration_lock(engine: Engine) -> Iterator[None]:
-    """On SQLite, one process migrates at a time (a file lock beside the database): Alembic
-    reads the current revision before its own transaction, so two fresh starts would both
-    create the same tables."""
-    database = engine.url.database if engine.dialect.name == "sqlite" else None
-    if not database or database == ":memory:":
-        yield
-        return
-    try:
-        import fcntl
-    except ImportError:  # not POSIX
-        yield
-        return
-    with open(f"{database}.migrate.lock", "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision through Alembic (fast no-op when current)."""
-    from alembic import command
-    from alembic.config import Config
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    script = ScriptDirectory.from_config(cfg)
-    head = script.get_current_head()
-    with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-        if current == head:
-            return
-    with (
-        _sqlite_migration_lock(engine),
-        engine.connect().execution_options(ephemera_write=True) as conn,
-    ):
-        mysql = _is_mysql(engine)
-        if mysql:
-            # MySQL DDL is not transactional: two processes opening a fresh database at once
-            # would both create the tables. One migrates; the other waits, then finds it done.
-            conn.exec_driver_sql("SELECT GET_LOCK(CONCAT('ephemera_migrate:', DATABASE()), 120)")
-            conn.commit()
-        try:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
-            conn.commit()
-        finally:
-            if mysql:
-                conn.exec_driver_sql("SELECT RELEASE_LOCK(CONCAT('ephemera_migrate:', DATABASE()))")
-                conn.commit()
-
-
 class SqlStore:
     """All SQL the engine runs. Methods raise :class:`DatabaseError` with a one-line message."""
 
@@ -392,18 +78,14 @@ class SqlStore:
         self.url = url
         self.clock = clock
         self.engine = make_sql_engine(url)
-        self.is_mysql = _is_mysql(self.engine)
+        self.is_mysql = is_mysql(self.engine)
         self.ids = IdAllocator(clock)
         try:
             migrate(self.engine)
         except OperationalError as exc:
-            raise DatabaseError(self._explain(exc)) from None
+            raise database_error(exc, url) from exc
         except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot prepare database {describe_url(url)}: {exc}") from None
-
-    def _explain(self, exc: Exception) -> str:
-        detail = str(getattr(exc, "orig", exc)).splitlines()[0]
-        return f"database {describe_url(self.url)} unavailable: {detail}"
+            raise DatabaseError(f"cannot prepare database {describe_url(url)}: {exc}") from exc
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -411,11 +93,8 @@ class SqlStore:
             yield
         except (NotFoundError, DatabaseError):
             raise
-        except OperationalError as exc:
-            raise DatabaseError(self._explain(exc)) from None
         except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", exc)).splitlines()[0]
-            raise DatabaseError(f"database error: {detail}") from None
+            raise database_error(exc, self.url) from exc
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -507,13 +186,12 @@ class SqlStore:
                     )
                 return [_row_to_memory(_Row(r)) for r in rows]
             except DatabaseError as exc:
-                message = str(exc).upper()
-                if "DEADLOCK" in message or "LOCK WAIT TIMEOUT" in message:
+                if exc.retryable:
                     # InnoDB picked this transaction as a deadlock victim (concurrent writers
                     # take gap locks on the outbox): it was rolled back whole; run it again.
                     time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
                     continue
-                if "UNIQUE" not in message and "DUPLICATE" not in message:
+                if not exc.duplicate_key:
                     raise
                 if any(i is not None for i in explicit):
                     raise
@@ -702,30 +380,8 @@ class SqlStore:
             return int(conn.execute(query).scalar() or 0)
 
     def filter_conditions(self, flt: SearchFilter) -> list[Any]:
-        """SQL conditions for a filter (same meaning as the vector-side payload filter)."""
-        c = FRAGMENTS.c
-        conds: list[Any] = []
-        if flt.after is not None:
-            conds.append(c.created_at >= flt.after)
-        if flt.before is not None:
-            conds.append(c.created_at < flt.before)
-        if flt.sources:
-            conds.append(c.source.in_(list(flt.sources)))
-        for name in ("importance", "confidence"):
-            low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
-            if low is not None:
-                conds.append(getattr(c, name) >= low)
-            if high is not None:
-                conds.append(getattr(c, name) <= high)
-        for tag in flt.tags:
-            conds.append(exists().where(TAGS.c.memory_id == c.id, TAGS.c.tag == tag))
-        for phrase in flt.phrases:
-            conds.append(c.content.like(f"%{_escape_like(phrase)}%", escape="\\"))
-        if flt.ids is not None:
-            conds.append(c.id.in_(list(flt.ids)))
-        if flt.exclude_ids:
-            conds.append(c.id.not_in(list(flt.exclude_ids)))
-        return conds
+        """SQL conditions for a filter (see :func:`.conditions.filter_conditions`)."""
+        return filter_conditions(flt)
 
     def filter_ids(self, ids: Sequence[int], flt: SearchFilter) -> set[int]:
         """Which of ``ids`` pass the filter in SQL (vector hits are re-checked here)."""
@@ -753,76 +409,8 @@ class SqlStore:
         conds = self.filter_conditions(flt)
         with self.read() as conn:
             if self.is_mysql:
-                return self._mysql_keyword(conn, words, conds, limit)
-            return self._sqlite_keyword(conn, words, conds, limit, budget)
-
-    def _sqlite_keyword(
-        self,
-        conn: Connection,
-        words: list[str],
-        conds: list[Any],
-        limit: int,
-        budget: int | None = None,
-    ) -> list[tuple[int, float]]:
-        # FTS5 scores every row that matches before it can sort, so the cost grows with the
-        # postings of the query's words. Past ``budget`` postings the commonest words (whose
-        # bm25 weight is small anyway) are left out; if even the rarest word is over budget,
-        # its newest matches are scored instead of all of them.
-        newest_only = False
-        if budget:
-            freqs = _doc_freqs(conn, words, str(self.engine.url))
-            words, newest_only = _within_budget(words, freqs, budget)
-        match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-        fts = table("memory_fts", column("rowid"))
-        rank: Any = literal_column("bm25(memory_fts)")
-        query = select(fts.c.rowid.label("id"), rank.label("rank"))
-        if conds:
-            query = query.select_from(fts.join(FRAGMENTS, FRAGMENTS.c.id == fts.c.rowid))
-        else:
-            query = query.select_from(fts)
-        query = query.where(text("memory_fts MATCH :match"), *conds)
-        if newest_only:
-            query = query.order_by(fts.c.rowid.desc()).limit(limit)
-        else:
-            query = query.order_by(rank).limit(limit)
-        rows = conn.execute(query, {"match": match}).all()
-        ranked = [(int(r.id), -float(r.rank)) for r in rows]
-        if newest_only:
-            ranked.sort(key=lambda item: -item[1])
-        return ranked
-
-    def _mysql_keyword(
-        self, conn: Connection, words: list[str], conds: list[Any], limit: int
-    ) -> list[tuple[int, float]]:
-        # InnoDB FULLTEXT ignores words under 3 characters: those fall back to LIKE.
-        long_words = [w for w in words if len(w) >= 3]
-        short_words = [w for w in words if len(w) < 3]
-        scores: dict[int, float] = {}
-        if long_words:
-            against = " ".join(long_words)
-            relevance = mysql_match(FRAGMENTS.c.content, against=against)
-            query = (
-                select(FRAGMENTS.c.id, relevance.label("score"))
-                .where(relevance > 0, *conds)
-                .order_by(relevance.desc(), FRAGMENTS.c.id.desc())  # ties: newest first
-                .limit(limit)
-            )
-            for row in conn.execute(query):
-                scores[int(row.id)] = float(row.score)
-        if short_words:
-            likes = [
-                FRAGMENTS.c.content.like(f"%{_escape_like(w)}%", escape="\\") for w in short_words
-            ]
-            query = (
-                select(FRAGMENTS.c.id)
-                .where(or_(*likes), *conds)
-                .order_by(FRAGMENTS.c.id.desc())
-                .limit(limit)
-            )
-            for row in conn.execute(query):
-                scores[int(row.id)] = scores.get(int(row.id), 0.0) + 0.5
-        ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-        return ranked[:limit]
+                return mysql_keyword(conn, words, conds, limit)
+            return sqlite_keyword(conn, words, conds, limit, budget, str(self.engine.url))
 
     def browse(
         self,
@@ -950,6 +538,10 @@ class SqlStore:
             return conn.execute(select(META.c.value).where(META.c.key == key)).scalar()
 
     def set_meta(self, key: str, value: str) -> None:
+        """Store a meta value; writes nothing when it already holds ``value`` (idle upkeep
+        re-stamps the same values, and an idle app must not write)."""
+        if self.get_meta(key) == value:
+            return
         with self.write() as conn:
             conn.execute(delete(META).where(META.c.key == key))
             conn.execute(insert(META).values(key=key, value=value))
@@ -971,77 +563,6 @@ class _Row:
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.__dict__.update(data)
-
-
-def _stem_candidates(word: str) -> list[str]:
-    """Forms the porter tokenizer may have stored ``word`` under, longest first (the word
-    itself, its prefixes up to four letters shorter but not under two, and ``-y`` as ``-i``),
-    for document-frequency look-ups: the longest one stored is taken (``going`` -> ``go``,
-    ``cells`` -> ``cell``). Few and long, because FTS5 counts a term's documents by walking
-    its postings."""
-    out = [word] + [word[:k] for k in range(len(word) - 1, max(1, len(word) - 5), -1)]
-    if word.endswith("y") and len(word) > 3:
-        out.insert(1, word[:-1] + "i")
-    return out
-
-
-# Document frequencies by (database, stored form): (when looked up, count or -1 if absent).
-# FTS5 counts a term's documents by walking its postings (~10 ms a query at 1M memories), and
-# the counts only steer which words to leave out, so a few minutes' staleness is harmless.
-_DF_CACHE: dict[tuple[str, str], tuple[float, int]] = {}
-_DF_TTL_S = 300.0
-_DF_CACHE_MAX = 100_000
-
-
-def _doc_freqs(conn: Connection, words: Sequence[str], db: str = "") -> dict[str, int]:
-    """How many memories hold each word (FTS5 vocabulary, cached); approximate for stems."""
-    forms = {form: None for w in words for form in _stem_candidates(w)}
-    if not forms:
-        return {}
-    now = time.monotonic()
-    known: dict[str, int] = {}
-    for form in forms:
-        hit = _DF_CACHE.get((db, form))
-        if hit is not None and now - hit[0] < _DF_TTL_S:
-            known[form] = hit[1]
-    todo = [f for f in forms if f not in known]
-    if todo:
-        conn.exec_driver_sql(
-            "CREATE VIRTUAL TABLE IF NOT EXISTS temp.memory_fts_vocab "
-            "USING fts5vocab(main, memory_fts, row)"
-        )
-        marks = ",".join("?" * len(todo))
-        found: dict[str, int] = dict(
-            conn.exec_driver_sql(
-                f"SELECT term, doc FROM temp.memory_fts_vocab WHERE term IN ({marks})",
-                tuple(todo),
-            ).all()
-        )
-        if len(_DF_CACHE) > _DF_CACHE_MAX:
-            _DF_CACHE.clear()
-        for form in todo:
-            known[form] = int(found.get(form, -1))
-            _DF_CACHE[(db, form)] = (now, known[form])
-    return {
-        w: next((known[f] for f in _stem_candidates(w) if known.get(f, -1) >= 0), 0) for w in words
-    }
-
-
-def _within_budget(words: list[str], freqs: dict[str, int], budget: int) -> tuple[list[str], bool]:
-    """The rarest words whose postings fit ``budget`` (at least one), and whether even that
-    one is over budget. Word order is kept."""
-    kept: set[str] = set()
-    total = 0
-    for word in sorted(dict.fromkeys(words), key=lambda w: freqs.get(w, 0)):
-        if kept and total + freqs.get(word, 0) > budget:
-            break
-        kept.add(word)
-        total += freqs.get(word, 0)
-    return [w for w in words if w in kept], total > budget
-
-
-def _escape_like(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -26,25 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .errors import EphemeraError
-from .store import META
-from .vectors import (
-    COLLECTION,
-    ClientVectors,
-    VectorPoint,
-    VectorStore,
-    collection_for,
-    drop_edge_shard,
-    open_vectors,
-)
+from ..errors import EphemeraError
+from ..store import META, MetaKey
+from .base import COLLECTION, VectorPoint, VectorStore, collection_for
+from .edge import drop_edge_shard
+from .server import ClientVectors
 
 if TYPE_CHECKING:
-    from .core import Engine
-    from .embedder import CachedEmbedder
+    from ..core import Engine
+    from ..embedder import CachedEmbedder
 
-TARGET_KEY = "reembed_target"
-LAST_KEY = "reembed_last_id"
-RETIRED_KEY = "vector_collection_retired"
+TARGET_KEY = MetaKey.REEMBED_TARGET
+LAST_KEY = MetaKey.REEMBED_LAST_ID
+RETIRED_KEY = MetaKey.VECTOR_COLLECTION_RETIRED
 
 
 @dataclass(slots=True)
@@ -95,13 +89,13 @@ def reembed(
     store = engine.store
     model = embedder.name
     active = engine.vector_collection()
-    recorded = store.get_meta("vector_model")
+    recorded = store.get_meta(MetaKey.VECTOR_MODEL)
     drop_retired(engine)
     state = _state(engine)
     if recorded is None or recorded == model:
         report = ReembedReport(model, active)
         if recorded is None:
-            store.set_meta("vector_model", model)
+            store.set_meta(MetaKey.VECTOR_MODEL, model)
         if state is not None:  # a re-embed to another model was started, then given up
             _drop(engine, state["collection"], None)
             _clear_state(engine)
@@ -148,8 +142,8 @@ def reembed(
         report.caught_up += fixed
         report.removed += removed
         with store.write() as conn:  # the switch: one transaction
-            _put(conn, "vector_collection", target_name)
-            _put(conn, "vector_model", model)
+            _put(conn, MetaKey.VECTOR_COLLECTION, target_name)
+            _put(conn, MetaKey.VECTOR_MODEL, model)
             conn.execute(META.delete().where(META.c.key.in_([TARGET_KEY, LAST_KEY])))
         report.switched = True
         fixed, removed = catch_up(engine, target, embedder)  # writes that raced the switch
@@ -162,14 +156,10 @@ def reembed(
     finally:
         target.close()
     if not isinstance(target, ClientVectors):
-        with engine._open_lock:  # noqa: SLF001 - release the old shard if this engine holds it
-            engine.release_vectors()
-            engine._vector_retry_at = 0.0  # noqa: SLF001
+        engine.vector_manager.release(retry_now=True)  # the old shard, if this engine holds it
         report.dropped_old = _drop(engine, active, None)
     else:
-        with engine._open_lock:  # noqa: SLF001
-            engine.release_vectors()
-            engine._vector_retry_at = 0.0  # noqa: SLF001
+        engine.vector_manager.release(retry_now=True)
     if not report.dropped_old:
         _retire(engine, active)
         report.notes.append(
@@ -196,7 +186,7 @@ def catch_up(
         differing = [
             m
             for mid, m in memories.items()
-            if payloads.get(mid) != _normal(engine._payload(m, embedder.name))  # noqa: SLF001
+            if payloads.get(mid) != _normal(engine.vector_manager.payload(m, embedder.name))
         ]
         fixed += _embed(engine, target, embedder, differing)
         last = rows[-1][0]
@@ -222,7 +212,8 @@ def drop_retired(engine: Engine) -> list[str]:
     if not raw:
         return []
     names = [n for n in json.loads(raw) if n != engine.vector_collection()]
-    shared = engine._vectors if isinstance(engine._vectors, ClientVectors) else None  # noqa: SLF001
+    held = engine.vector_manager.held
+    shared = held if isinstance(held, ClientVectors) else None
     left = [name for name in names if not _drop(engine, name, shared)]
     with engine.store.write() as conn:
         conn.execute(META.delete().where(META.c.key == RETIRED_KEY))
@@ -262,27 +253,7 @@ def _normal(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open_target(engine: Engine, name: str, dim: int) -> VectorStore:
-    settings = engine.settings
-    serving = engine._vectors  # noqa: SLF001
-    if settings.qdrant_url and serving is None:
-        serving = engine.vectors()  # None when the configured model is not the serving one
-    if settings.qdrant_url and isinstance(serving, ClientVectors):
-        # share the serving client: qdrant-client's local mode admits one client per path
-        return ClientVectors(
-            settings.qdrant_url,
-            dim,
-            hnsw_ef=settings.hnsw_ef,
-            collection=name,
-            client=serving._client,  # noqa: SLF001
-        )
-    return open_vectors(
-        settings.qdrant_url,
-        settings.vectors_path.parent / name,
-        dim,
-        api_key=settings.qdrant_api_key,
-        hnsw_ef=settings.hnsw_ef,
-        collection=name,
-    )
+    return engine.vector_manager.open_collection(name, dim)
 
 
 def _embed(
@@ -290,12 +261,12 @@ def _embed(
 ) -> int:
     if not memories:
         return 0
-    from .core import embed_text
+    from ..sync.outbox import embed_text
 
     vectors = embedder.embed([embed_text(m) for m in memories])
     target.upsert(
         [
-            VectorPoint(m.id, vectors[n], engine._payload(m, embedder.name))  # noqa: SLF001
+            VectorPoint(m.id, vectors[n], engine.vector_manager.payload(m, embedder.name))
             for n, m in enumerate(memories)
         ]
     )
@@ -308,12 +279,12 @@ def _drop(engine: Engine, name: str, client: ClientVectors | None) -> bool:
         return False
     settings = engine.settings
     if not settings.qdrant_url:
-        return drop_edge_shard(settings.vectors_path.parent / name)
+        return drop_edge_shard(engine.vector_manager.shard_path(name))
     try:
         if client is not None:
             client.drop_collection(name)
             return True
-        holder = engine._vectors  # noqa: SLF001
+        holder = engine.vector_manager.held
         if isinstance(holder, ClientVectors):
             holder.drop_collection(name)
             return True

@@ -41,15 +41,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
-from .domain import MEMORY_FIELDS
-from .errors import EphemeraError, VectorStoreError
-from .files import sha256_file
-from .store import FRAGMENTS, META, OUTBOX, TAGS
-from .vectors import COLLECTION, VectorStore
+from ..domain import MEMORY_FIELDS
+from ..errors import EphemeraError, VectorStoreError
+from ..files import sha256_file
+from ..store import FRAGMENTS, META, OUTBOX, TAGS
+from ..vectors import COLLECTION, VectorStore
 
 if TYPE_CHECKING:
-    from .core import Engine
-    from .embedder import CachedEmbedder
+    from ..core import Engine
+    from ..embedder import CachedEmbedder
 
 FORMAT = "ephemera-backup"
 FORMAT_VERSION = 1
@@ -128,7 +128,7 @@ class MemoryDigest:
 def digest_engine(engine: Engine) -> MemoryDigest:
     """The digest of the memories an engine's database holds now."""
     digest = MemoryDigest()
-    for memory in engine.store.iter_all():
+    for memory in engine.iter_all():
         digest.add(memory_record({n: getattr(memory, n) for n in FRAGMENT_FIELDS}))
     return digest
 
@@ -404,7 +404,7 @@ def create_backup(engine: Engine, dest_root: Path) -> BackupResult:
 
 
 def _describe(engine: Engine) -> str:
-    from .store import describe_url
+    from ..store import describe_url
 
     return describe_url(engine.store.url)
 
@@ -548,7 +548,7 @@ def _load_vectors(engine: Engine, set_dir: Path, info: dict[str, Any]) -> int:
             tar.extractall(shard, filter="data")
         meta = shard.parent / f"{shard.name}.json"
         meta.write_text(json.dumps({"collection": shard.name, "dim": engine.embedder.dim}))
-        engine._vector_retry_at = 0.0  # noqa: SLF001
+        engine.vector_manager.release(retry_now=True)
         vectors = engine.vectors()
         if vectors is None:
             raise VectorStoreError(engine.vector_status)
@@ -615,7 +615,7 @@ def _upsert_points(
 ) -> int:
     import numpy as np
 
-    from .vectors import VectorPoint
+    from ..vectors import VectorPoint
 
     vectors = engine.vectors()
     if vectors is None:
@@ -649,7 +649,7 @@ def _upload_snapshot(engine: Engine, file: Path) -> int:
         )
     if response.status_code >= 400:
         raise BackupError(f"Qdrant refused the snapshot upload: HTTP {response.status_code}")
-    engine._vector_retry_at = 0.0  # noqa: SLF001
+    engine.vector_manager.release(retry_now=True)
     vectors = engine.vectors()
     return 0 if vectors is None else vectors.count()
 
@@ -681,8 +681,8 @@ def verify_backup(
     set_dir: Path, embedder: CachedEmbedder | None = None, scratch: Path | None = None
 ) -> VerifyReport:
     """Restore a set into a scratch SQLite file and embedded store, then cross-check it."""
-    from .config import Settings
-    from .core import Engine
+    from ..config import Settings
+    from ..core import Engine
 
     manifest = load_manifest(set_dir)
     own_tmp = scratch is None

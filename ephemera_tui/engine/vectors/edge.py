@@ -1,0 +1,302 @@
+"""The embedded backend: qdrant-edge, the Qdrant engine in this process, one shard directory
+held by one process at a time (a file lock beside the shard, taken before anything else)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbeddingError, VectorStoreError
+from ..filters import SearchFilter
+from .base import HNSW_EF_CONSTRUCT, HNSW_M, INTEGER_FIELDS, KEYWORD_FIELDS, VectorPoint, check_dim
+
+
+def _busy(path: Path) -> str:
+    return (
+        f"vector store {path} is open in another process (an open app or worker); "
+        "it will index new memories"
+    )
+
+
+class ShardLock:
+    """An exclusive, non-blocking lock on a shard (``<shard>.lock`` beside it), portable
+    through portalocker. Held for the shard's lifetime: a second process must not even start
+    to create or load the shard (two racing creators corrupt it; edge's own WAL lock comes
+    too late), and a process that cannot take it never loads the embedding model for it."""
+
+    def __init__(self, shard: Path) -> None:
+        import portalocker
+
+        self.shard = shard
+        path = shard.parent / f"{shard.name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock: Any = portalocker.Lock(
+            str(path),
+            mode="a",
+            timeout=0,
+            fail_when_locked=True,
+            flags=portalocker.LOCK_EX | portalocker.LOCK_NB,
+        )
+        try:
+            self._lock.acquire()
+        except portalocker.LockException as exc:
+            raise VectorStoreError(_busy(shard)) from exc
+        except OSError as exc:
+            raise VectorStoreError(
+                f"cannot open vector store {shard}: {exc.strerror or exc}"
+            ) from exc
+
+    def release(self) -> None:
+        """Let another process take the shard (idempotent)."""
+        with contextlib.suppress(Exception):
+            self._lock.release()
+
+
+class EdgeVectors:
+    """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time."""
+
+    kind = "embedded"
+
+    def __init__(
+        self, path: Path, dim: int, hnsw_ef: int = 128, lock: ShardLock | None = None
+    ) -> None:
+        import qdrant_edge as q
+
+        self._q = q
+        self.path = path
+        self.dim = dim
+        self.hnsw_ef = hnsw_ef
+        self._lock = threading.RLock()
+        self._closed = False
+        self._journal: set[int] | None = None  # ids written while a background index builds
+        meta_path = path.parent / f"{path.name}.json"
+        self._shard_lock: ShardLock | None = lock or ShardLock(path)
+        exists = (path / "wal").exists() or any(path.glob("segments/*")) if path.exists() else False
+        try:
+            if exists:
+                if meta_path.exists():
+                    stored_dim = int(json.loads(meta_path.read_text()).get("dim", dim))
+                    check_dim(stored_dim, dim, str(path))
+                self._shard = q.EdgeShard.load(str(path))
+            else:
+                path.mkdir(parents=True, exist_ok=True)
+                self._shard = q.EdgeShard.create(str(path), self._config())
+                meta_path.write_text(json.dumps({"collection": path.name, "dim": dim}))
+                for name in INTEGER_FIELDS:
+                    self._shard.update(
+                        q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Integer)
+                    )
+                for name in KEYWORD_FIELDS:
+                    self._shard.update(
+                        q.UpdateOperation.create_field_index(name, q.PayloadSchemaType.Keyword)
+                    )
+        except EmbeddingError:
+            self._release_lock()
+            raise
+        except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
+            self._release_lock()
+            message = str(exc)
+            if "WouldBlock" in message:
+                raise VectorStoreError(_busy(path)) from None
+            raise VectorStoreError(f"cannot open vector store {path}: {message}") from None
+
+    def _config(self) -> Any:
+        q = self._q
+        return q.EdgeConfig(
+            vectors=q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine),
+            hnsw_config=q.HnswIndexConfig(
+                m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=10_000
+            ),
+        )
+
+    def _filter(self, flt: SearchFilter | None) -> Any:
+        if flt is None:
+            return None
+        q = self._q
+        must: list[Any] = []
+        if flt.after is not None or flt.before is not None:
+            must.append(
+                q.FieldCondition(
+                    "created_at",
+                    range=q.RangeFloat(
+                        gte=None if flt.after is None else float(flt.after),
+                        lt=None if flt.before is None else float(flt.before),
+                    ),
+                )
+            )
+        if flt.sources:
+            must.append(q.FieldCondition("source", match=q.MatchAny(list(flt.sources))))
+        for tag in flt.tags:
+            must.append(q.FieldCondition("tags", match=q.MatchValue(tag)))
+        for name in ("importance", "confidence"):
+            low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
+            if low is not None or high is not None:
+                must.append(
+                    q.FieldCondition(
+                        name,
+                        range=q.RangeFloat(
+                            gte=None if low is None else float(low),
+                            lte=None if high is None else float(high),
+                        ),
+                    )
+                )
+        if flt.ids is not None:
+            must.append(q.HasIdCondition(set(flt.ids)))
+        must_not = [q.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else None
+        if not must and not must_not:
+            return None
+        return q.Filter(must=must or None, must_not=must_not)
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        if not points:
+            return
+        q = self._q
+        for point in points:
+            check_dim(len(point.vector), self.dim, str(self.path))
+        batch = [q.Point(p.id, p.vector.astype(np.float32).tolist(), p.payload) for p in points]
+        with self._lock:
+            self._call("upsert", "update", q.UpdateOperation.upsert_points(batch))
+            if self._journal is not None:
+                self._journal.update(p.id for p in points)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        if ids:
+            with self._lock:
+                self._call("delete", "update", self._q.UpdateOperation.delete_points(list(ids)))
+                if self._journal is not None:
+                    self._journal.update(ids)
+
+    def start_journal(self) -> None:
+        """Record the ids of every write from now on (replayed into a rebuilt copy)."""
+        with self._lock:
+            self._journal = set()
+
+    def take_journal(self) -> set[int] | None:
+        """The ids written since :meth:`start_journal` (None if it never started); stops it."""
+        with self._lock:
+            journal, self._journal = self._journal, None
+            return journal
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Hold off every other thread's calls on this shard (for a consistent hand-over)."""
+        with self._lock:
+            yield
+
+    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
+        """Up to ``limit`` points with ids above ``after_id``: id, vector and payload."""
+        records = self._scroll(after_id, limit, with_vector=True)
+        return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
+
+    def _scroll(self, after_id: int, limit: int, with_vector: bool) -> list[Any]:
+        start = after_id + 1 if after_id >= 0 else None
+        request = self._q.ScrollRequest(
+            offset=start, limit=limit, with_payload=True, with_vector=with_vector
+        )
+        records, _next = self._call("scroll", "scroll", request)
+        return list(records)
+
+    def search(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
+    ) -> list[tuple[int, float]]:
+        q = self._q
+        request = q.QueryRequest(
+            limit=limit,
+            query=q.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
+            filter=self._filter(flt),
+            with_payload=False,
+            params=q.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
+        )
+        return [(int(p.id), float(p.score)) for p in self._call("search", "query", request)]
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        records = self._call("retrieve", "retrieve", list(ids), True, False)
+        return {int(r.id): dict(r.payload or {}) for r in records}
+
+    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        records = self._call("retrieve", "retrieve", list(ids), False, True)
+        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        records = self._scroll(after_id, limit, with_vector=False)
+        return [(int(r.id), dict(r.payload or {})) for r in records]
+
+    def count(self) -> int:
+        return int(self._call("count", "count", self._q.CountRequest(exact=True)))
+
+    def flush(self) -> None:
+        self._call("flush", "flush")
+
+    def index_info(self) -> dict[str, int]:
+        """Points, how many of them are in an HNSW index, and segments."""
+        info = self._call("info", "info")
+        return {
+            "points": int(info.points_count),
+            "indexed": int(info.indexed_vectors_count),
+            "segments": int(info.segments_count),
+        }
+
+    def optimize(self) -> bool:
+        """Build the HNSW index and merge segments. Holds the GIL for minutes at 100k points:
+        run it only in a process that does nothing else (``ephemera optimize``)."""
+        return bool(self._call("optimize", "optimize"))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            try:
+                self._shard.flush()
+            finally:
+                self._shard.close()
+                self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._shard_lock is not None:
+            self._shard_lock.release()
+            self._shard_lock = None
+
+    def _call(self, action: str, method: str, *args: Any) -> Any:
+        """Run one shard call under the lock; a closed shard or an engine failure becomes a
+        VectorStoreError (another thread may have closed it to take a snapshot)."""
+        with self._lock:
+            if self._closed:
+                raise VectorStoreError(f"vector store {self.path} is closed (snapshot or shutdown)")
+            try:
+                return getattr(self._shard, method)(*args)
+            except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
+                raise VectorStoreError(
+                    f"vector store {self.path}: {action} failed: {exc}"
+                ) from None
+
+
+def drop_edge_shard(path: Path) -> bool:
+    """Delete an embedded shard (directory, meta and lock files); False while another
+    process (or another handle in this one) holds it open."""
+    import shutil
+
+    lock_path = path.parent / f"{path.name}.lock"
+    try:
+        lock = ShardLock(path)
+    except VectorStoreError:
+        return False
+    try:
+        if path.exists():
+            shutil.rmtree(path)
+        (path.parent / f"{path.name}.json").unlink(missing_ok=True)
+    finally:
+        lock_path.unlink(missing_ok=True)
+        lock.release()
+    shutil.rmtree(path.parent / f"{path.name}.build", ignore_errors=True)  # an index build's
+    return True

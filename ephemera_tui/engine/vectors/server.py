@@ -1,0 +1,247 @@
+"""The server backend: a Qdrant server (or cluster) by URL through qdrant-client."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import EmbeddingError, VectorStoreError
+from ..filters import SearchFilter
+from .base import (
+    COLLECTION,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    VectorPoint,
+    check_dim,
+)
+
+
+class ClientVectors:
+    """A Qdrant server through qdrant-client. ``local:PATH``/``:memory:`` run the same code
+    against qdrant-client's local mode (used by the tests; far too slow for real use)."""
+
+    kind = "server"
+
+    def __init__(
+        self,
+        url: str,
+        dim: int,
+        api_key: str | None = None,
+        hnsw_ef: int = 128,
+        collection: str = COLLECTION,
+        client: Any = None,
+    ) -> None:
+        from qdrant_client import QdrantClient, models
+
+        self._m = models
+        self.dim = dim
+        self.url = url
+        self.hnsw_ef = hnsw_ef
+        self.collection = collection
+        # a shared client (a re-embed next to the serving store: local mode admits one client
+        # per path) is closed by its owner
+        self._owns_client = client is None
+        try:
+            if client is not None:
+                self._client = client
+            elif url == ":memory:":
+                self._client = QdrantClient(location=":memory:")
+            elif url.startswith("local:"):
+                self._client = QdrantClient(path=url[len("local:") :])
+            else:
+                self._client = QdrantClient(url=url, api_key=api_key, timeout=10)
+            if not self._client.collection_exists(self.collection):
+                self._create()
+            else:
+                info = self._client.get_collection(self.collection)
+                params = info.config.params.vectors
+                size = getattr(params, "size", None)
+                if size is not None:
+                    check_dim(int(size), dim, url)
+        except EmbeddingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - connection errors come in many types
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise VectorStoreError(f"Qdrant at {url} unavailable: {detail}") from None
+
+    def _create(self) -> None:
+        m = self._m
+        self._client.create_collection(
+            self.collection,
+            vectors_config=m.VectorParams(size=self.dim, distance=m.Distance.COSINE),
+            hnsw_config=m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
+        )
+        for name in INTEGER_FIELDS:
+            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
+        for name in KEYWORD_FIELDS:
+            self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.KEYWORD)
+
+    def _wrap(self, action: str, exc: Exception) -> VectorStoreError:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return VectorStoreError(f"Qdrant at {self.url}: {action} failed: {detail}")
+
+    def _filter(self, flt: SearchFilter | None) -> Any:
+        if flt is None:
+            return None
+        m = self._m
+        must: list[Any] = []
+        if flt.after is not None or flt.before is not None:
+            must.append(
+                m.FieldCondition(key="created_at", range=m.Range(gte=flt.after, lt=flt.before))
+            )
+        if flt.sources:
+            must.append(m.FieldCondition(key="source", match=m.MatchAny(any=list(flt.sources))))
+        for tag in flt.tags:
+            must.append(m.FieldCondition(key="tags", match=m.MatchValue(value=tag)))
+        for name in ("importance", "confidence"):
+            low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
+            if low is not None or high is not None:
+                must.append(m.FieldCondition(key=name, range=m.Range(gte=low, lte=high)))
+        if flt.ids is not None:
+            must.append(m.HasIdCondition(has_id=list(flt.ids)))
+        must_not = [m.HasIdCondition(has_id=list(flt.exclude_ids))] if flt.exclude_ids else None
+        if not must and not must_not:
+            return None
+        return m.Filter(must=must or None, must_not=must_not)
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        if not points:
+            return
+        m = self._m
+        for point in points:
+            check_dim(len(point.vector), self.dim, self.url)
+        try:
+            self._client.upsert(
+                self.collection,
+                points=[
+                    m.PointStruct(
+                        id=p.id, vector=p.vector.astype(np.float32).tolist(), payload=p.payload
+                    )
+                    for p in points
+                ],
+                wait=True,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("upsert", exc) from None
+
+    def delete(self, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+        try:
+            self._client.delete(
+                self.collection, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("delete", exc) from None
+
+    def search(
+        self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
+    ) -> list[tuple[int, float]]:
+        try:
+            response = self._client.query_points(
+                self.collection,
+                query=np.asarray(vector, dtype=np.float32).tolist(),
+                query_filter=self._filter(flt),
+                limit=limit,
+                with_payload=False,
+                search_params=self._m.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("search", exc) from None
+        return [(int(p.id), float(p.score)) for p in response.points]
+
+    def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        if not ids:
+            return {}
+        try:
+            records = self._client.retrieve(self.collection, ids=list(ids), with_payload=True)
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("retrieve", exc) from None
+        return {int(r.id): dict(r.payload or {}) for r in records}
+
+    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
+        try:
+            records = self._client.retrieve(
+                self.collection, ids=list(ids), with_payload=False, with_vectors=True
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("retrieve", exc) from None
+        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+        records = self._scroll(after_id, limit, with_vectors=False)
+        return [(int(r.id), dict(r.payload or {})) for r in records]
+
+    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
+        records = self._scroll(after_id, limit, with_vectors=True)
+        return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
+
+    def _scroll(self, after_id: int, limit: int, with_vectors: bool) -> list[Any]:
+        try:
+            records, _next = self._client.scroll(
+                self.collection,
+                offset=after_id + 1 if after_id >= 0 else None,
+                limit=limit,
+                with_payload=True,
+                with_vectors=with_vectors,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("scroll", exc) from None
+        return sorted(records, key=lambda r: int(r.id))
+
+    def count(self) -> int:
+        try:
+            return int(self._client.count(self.collection, exact=True).count)
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("count", exc) from None
+
+    def flush(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if not self._owns_client:
+            return
+        with contextlib.suppress(Exception):  # a dead connection is not worth a message
+            self._client.close()
+
+    def sibling(self, collection: str, dim: int) -> ClientVectors:
+        """Another collection on the same server through this client (closed by us)."""
+        return ClientVectors(
+            self.url, dim, hnsw_ef=self.hnsw_ef, collection=collection, client=self._client
+        )
+
+    def drop_collection(self, name: str) -> None:
+        """Delete another collection on this server (a retired one after a re-embed)."""
+        try:
+            if self._client.collection_exists(name):
+                self._client.delete_collection(name)
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap(f"dropping {name}", exc) from None
+
+    def point_alias(self, alias: str) -> bool:
+        """Point ``alias`` at this collection in one alias update; False when the server (or
+        local mode) refuses, e.g. while a collection still has the alias's name."""
+        m = self._m
+        try:
+            existing = {a.alias_name for a in self._client.get_aliases().aliases}
+            operations: list[Any] = []
+            if alias in existing:
+                operations.append(
+                    m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias))
+                )
+            operations.append(
+                m.CreateAliasOperation(
+                    create_alias=m.CreateAlias(collection_name=self.collection, alias_name=alias)
+                )
+            )
+            self._client.update_collection_aliases(change_aliases_operations=operations)
+        except Exception:  # noqa: BLE001 - aliases are a convenience for other tools
+            return False
+        return True
