@@ -32,7 +32,10 @@ def run_import(engine: Engine, path: Path, maps: tuple[str, ...] = (), **kwargs)
     vectors_model = kwargs.pop("vectors_model", None)
     source = read_source(path, skip_bad=skip_bad, **kwargs)
     fmap = build_mapping(
-        [d.data for d in source.documents], parse_map_options(maps), source.primary_key
+        [d.data for d in source.documents],
+        parse_map_options(maps),
+        source.primary_key,
+        source.settings,
     )
     return Importer(engine, vectors_model=vectors_model).run(source, fmap, skip_bad=skip_bad)
 
@@ -72,14 +75,25 @@ def test_dump_import_maps_fields_keeps_keys_and_reuses_matching_vectors(
     assert first.created_at == 1_700_000_000
     assert first.tags == ("dog", "walk")
     assert first.importance == 200
-    assert first.source == "meilisearch"
+    assert first.source == "meili:notes"  # the index it came from
+    assert first.notes is None  # every field went somewhere
     assert memories[rows["2"].memory_id].created_at == 1_700_000_100  # from milliseconds
     assert memories[rows["2"].memory_id].tags == ("food", "shopping")
     iso = int(datetime.fromisoformat("2023-11-14T22:15:00+00:00").timestamp())
     assert memories[rows["3"].memory_id].created_at == iso
-    # unknown fields are kept with the primary key, including the enqueued update's merge
-    assert rows["four"].extra == {"mood": "happy", "_geo": {"lat": 48.85, "lng": 2.35}}
-    assert rows["3"].extra == {"mood": "calm"}
+    # every field is kept with the primary key, including the enqueued update's merge, and
+    # the ones no target took (mood is not searchable here) are in the notes, for `show`
+    assert rows["four"].extra == {
+        "text": "a quiet evening with a book",
+        "timestamp": 1_700_000_300,
+        "mood": "happy",
+        "_geo": {"lat": 48.85, "lng": 2.35},
+    }
+    assert rows["3"].extra["mood"] == "calm"
+    assert (
+        memories[rows["four"].memory_id].notes == 'mood: happy\n_geo: {"lat": 48.85, "lng": 2.35}'
+    )
+    assert memories[rows["3"].memory_id].notes == "mood: calm"
     assert memories[rows["6"].memory_id].content == "still in the queue at dump time"
 
     vectors = engine.vectors()
@@ -112,8 +126,8 @@ def test_rerunning_an_import_duplicates_nothing_and_applies_changes(
     docs[3]["mood"] = "sleepy"
     changed = write_dump(tmp_path / "changed.dump", documents=docs)
     third = run_import(engine, changed)
-    assert third.imported == 0 and third.updated == 1
-    assert third.reasons == {"already present": 4}
+    assert third.imported == 0 and third.updated == 2  # the text, and the mood in the notes
+    assert third.reasons == {"already present": 3}
     rows = by_key(engine)
     assert engine.get(rows["1"].memory_id).content == "walked the dog in the sun"
     assert rows["four"].extra["mood"] == "sleepy"
@@ -296,8 +310,8 @@ def test_preview_shows_mapping_and_samples_without_writing(tmp_path: Path) -> No
     source = read_source(dump)
     fmap = build_mapping([d.data for d in source.documents], {"mood": "notes"}, "id")
     data = preview(source, fmap, 1_767_225_600.0)
-    assert data["mapping"]["notes"] == {"field": "mood", "guessed": False}
-    assert data["mapping"]["content"] == {"field": "text", "guessed": True}
+    assert data["mapping"]["notes"] == {"field": "mood", "fields": ["mood"], "guessed": False}
+    assert data["mapping"]["content"] == {"field": "text", "fields": ["text"], "guessed": True}
     assert data["documents"] == 5
     assert data["samples"][0]["vectors"] == {"default": [384]}
     assert data["kept_fields"] == {"_geo": 1}

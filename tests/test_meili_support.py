@@ -1,14 +1,18 @@
 """Builders for MeiliSearch fixtures (imported by the test_meili_* modules; holds no tests).
 
-Dumps follow the V6 layout MeiliSearch 1.x writes: a gzip tar holding ``metadata.json``,
-``instance_uid.uuid``, ``keys.jsonl``, ``indexes/<uid>/{metadata.json,settings.json,
-documents.jsonl}``, ``tasks/queue.jsonl`` and ``tasks/update_files/<task uid>.jsonl``.
+:func:`write_dump` writes the V6 layout MeiliSearch 1.x writes: a gzip tar holding
+``metadata.json``, ``instance_uid.uuid``, ``keys.jsonl``, ``indexes/<uid>/{metadata.json,
+settings.json,documents.jsonl}``, ``tasks/queue.jsonl`` and ``tasks/update_files/<task
+uid>.jsonl``. The real dumps MeiliSearch wrote (V1 to V6) are read from ``REAL_DUMPS`` at test
+time (``$EPHEMERA_MEILI_DUMPS`` overrides it); :func:`unpack`/:func:`pack` let a test add
+enqueued tasks to one in its own version's layout.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -235,3 +239,100 @@ def write_pages(folder: Path, docs: list[dict[str, Any]], limit: int, skip: tupl
         }
         (folder / f"page-{n:03d}.json").write_text(json.dumps(page, indent=2))
     return folder
+
+
+# ---------------------------------------------------------------------------------- real dumps
+
+# Dumps written by MeiliSearch itself (its own test assets, MIT licence; see the README there).
+# They are read from the shared folder at test time, never copied into the project.
+REAL_DUMPS = Path(
+    os.environ.get("EPHEMERA_MEILI_DUMPS")
+    or Path(__file__).resolve().parents[2] / "shared" / "data" / "meili-dumps"
+)
+REAL_DUMP_FILES = {
+    "V1": "v1_v0.20.0_movies.dump",
+    "V2": "v2_v0.21.1_movies.dump",
+    "V3": "v3_v0.24.0_movies.dump",
+    "V4": "v4_v0.25.2_movies.dump",
+    "V5": "v5_v0.28.0_test_dump.dump",
+    "V6-experimental": "v6-with-experimental.dump",
+    "V6-vectors": "v6-with-vectors.dump",
+    "V6-enqueued": "v6_v1.13.0_batches_and_enqueued_tasks.dump",
+}
+
+
+def real_dump(name: str) -> Path:
+    """A real dump from the shared folder; skips the test (with the reason) when it is absent."""
+    import pytest
+
+    path = REAL_DUMPS / name
+    if not path.is_file():
+        pytest.skip(f"MeiliSearch test dumps not found at {REAL_DUMPS} (see its README)")
+    return path
+
+
+def unpack(dump: Path, folder: Path) -> Path:
+    """Unpack a dump (a trusted test asset) into ``folder``; return the dump's root."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(dump, "r:gz") as archive:
+        archive.extractall(folder, filter="data")
+    return folder
+
+
+def pack(folder: Path, path: Path) -> Path:
+    """Write ``folder`` back as a gzip tar dump, members relative to it."""
+    with tarfile.open(path, "w:gz") as archive:
+        for file in sorted(folder.rglob("*")):
+            archive.add(file, arcname=str(file.relative_to(folder)), recursive=False)
+    return path
+
+
+def append_jsonl(file: Path, rows: list[Any]) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with file.open("a", encoding="utf-8") as handle:
+        if file.stat().st_size and not file.read_text().endswith("\n"):
+            handle.write("\n")
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def movie_docs(dump: Path, member_suffix: str = "documents.jsonl") -> list[dict[str, Any]]:
+    """The documents of the (only) movies index of a real dump, read at test time."""
+    with tarfile.open(dump, "r:gz") as archive:
+        for member in archive.getmembers():
+            name = member.name
+            if name.endswith(member_suffix) and "/._" not in name:
+                handle = archive.extractfile(member)
+                assert handle is not None
+                return [json.loads(line) for line in handle.read().decode().splitlines() if line]
+    raise AssertionError(f"no {member_suffix} in {dump}")
+
+
+def evil_dump(path: Path, member: str, *, link: str | None = None) -> Path:
+    """A V6 dump plus one member named ``member`` (e.g. ``/etc/x`` or ``../x``), or a link."""
+    base = write_dump(path.with_suffix(".base"))
+    with tarfile.open(base, "r:gz") as src, tarfile.open(path, "w:gz") as out:
+        for item in src.getmembers():
+            handle = src.extractfile(item)
+            out.addfile(item, handle)
+        info = tarfile.TarInfo(member)
+        if link is not None:
+            info.type = tarfile.SYMTYPE
+            info.linkname = link
+            out.addfile(info)
+        else:
+            data = b'{"id": 1}\n'
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    base.unlink()
+    return path
+
+
+def corrupt(path: Path) -> Path:
+    """Flip bytes in the middle of the compressed stream (the gzip CRC no longer matches)."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    for i in range(middle, min(middle + 16, len(data) - 8)):
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    return path
