@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import MetaData
 
 from ephemera_tui.engine import Draft, Engine, Settings
-from ephemera_tui.engine.backup import (
+from ephemera_tui.engine.backup.sets import (
     FORMAT_VERSION,
     BackupError,
     apply_retention,

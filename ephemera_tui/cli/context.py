@@ -78,7 +78,7 @@ def engine_session(ctx: typer.Context) -> Iterator[Engine]:
     context = current(ctx)
     engine = None
     try:
-        engine = open_engine(guarded(context.settings), config_path=context.config_path)
+        engine = open_engine(guarded(context.settings))
         yield engine
     except EphemeraError as exc:
         _debug_cause(exc)

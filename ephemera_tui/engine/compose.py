@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import Settings
@@ -22,27 +21,31 @@ if TYPE_CHECKING:
 def open_engine(
     settings: Settings,
     *,
-    config_path: Path | None = None,
     embedder: CachedEmbedder | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Engine:
     """An engine for ``settings``, with MeiliSearch dual writing and read routing attached
     while ``[migration.meilisearch]`` names a server and the cut-over has not happened."""
     from .core import Engine
+    from .logs import configure_logging
 
+    configure_logging(settings.log_path)
     engine = Engine(settings, embedder=embedder, clock=clock)
     try:
-        _wire_migration(engine, config_path)
+        _wire_migration(engine)
     except BaseException:
         engine.close()
         raise
     return engine
 
 
-def _wire_migration(engine: Engine, config_path: Path | None) -> None:
-    from ..migration.config import load_meili_config
+def _wire_migration(engine: Engine) -> None:
+    """Attach dual writing and read routing while a MeiliSearch server is configured."""
+    if not engine.settings.meilisearch:
+        return
+    from ..migration.config import parse_table
 
-    config = load_meili_config(config_path)
+    config = parse_table(dict(engine.settings.meilisearch), engine.settings.config_path)
     if not config.live:
         return
     from ..migration.live import install

@@ -1,30 +1,42 @@
-"""Settings: defaults < config file (TOML) < ``EPHEMERA_*`` environment variables < CLI flags.
+"""Settings, read once: defaults < config file (TOML) < ``EPHEMERA_*`` variables < CLI flags.
 
 The config file is ``$EPHEMERA_CONFIG`` or ``<platformdirs user config dir>/ephemera/config.toml``.
-Every key of :class:`Settings` can be set in the file's top level (or its ``[ephemera]`` table)
-and as ``EPHEMERA_<KEY>`` in the environment.
+Every field of :class:`Settings` can be set at the file's top level (or in its ``[ephemera]``
+table) and as ``EPHEMERA_<FIELD>`` in the environment; ``[keys]`` remaps app keys and
+``[migration.meilisearch]`` configures the MeiliSearch migration (parsed by
+:mod:`ephemera_tui.migration.config` from :attr:`Settings.meilisearch`). Every value is
+checked here, where it enters: a bad one is one line naming the file, variable or flag.
+
+Plain dataclasses rather than pydantic-settings: importing pydantic costs ~65 ms on this
+machine and every command reads settings; the checks below are the whole need.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .errors import ConfigError
 
 APP_NAME = "ephemera"
+ENV_PREFIX = "EPHEMERA_"
 
 
 def default_data_dir() -> Path:
+    """The platform's user data dir (``~/.local/share/ephemera`` on Linux)."""
     from platformdirs import user_data_dir
 
     return Path(user_data_dir(APP_NAME, appauthor=False))
 
 
 def default_config_path() -> Path:
+    """The platform's config file (``~/.config/ephemera/config.toml`` on Linux)."""
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
@@ -32,112 +44,214 @@ def default_config_path() -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything the engine can be configured with."""
+    """Everything the engine and the app can be configured with (docs/configuration.md)."""
 
     data_dir: Path = field(default_factory=default_data_dir)
-    database_url: str | None = None  # default: SQLite file in data_dir
-    qdrant_url: str | None = None  # default: embedded qdrant-edge shard in data_dir
+    """SQLite file, embedded vectors, model cache, metrics, logs, backups by default."""
+    database_url: str | None = None
+    """``sqlite:///PATH`` or ``mysql+pymysql://USER:PASS@HOST:PORT/DB``; unset: SQLite in
+    the data dir."""
+    qdrant_url: str | None = None
+    """A Qdrant server URL; unset: the embedded qdrant-edge shard in the data dir."""
     qdrant_api_key: str | None = None
+    """The Qdrant server's API key."""
     embedding_model: str = "ephemera/all-MiniLM-L6-v2-int8"
+    """The offline default, any fastembed model name, or ``path:DIR`` (ONNX + tokenizer)."""
     embedding_cache_size: int = 4096
+    """Entries in the embedding LRU cache (0 turns it off)."""
     search_candidates: int = 100
+    """Candidates taken from each side of hybrid search before fusion."""
     semantic_weight: float = 0.45
-    fusion: str = "score"  # docs/search.md: min-max score fusion beat RRF on both dev sets
+    """Weight of the semantic side in score fusion (0 keyword only, 1 semantic only)."""
+    fusion: str = "score"
+    """``score`` (min-max normalised scores) or ``rrf`` (reciprocal rank fusion)."""
     rrf_k: int = 60
-    keyword_budget: int = 2000  # FTS5 postings scored per query before common words drop
+    """The RRF constant."""
+    keyword_budget: int = 2000
+    """FTS5 postings scored per query before the commonest words are left out (0: no cap)."""
     hnsw_ef: int = 128
-    index_threshold: int = 20_000  # unindexed vectors before a background HNSW build; 0: never
+    """Search-time HNSW beam width."""
+    index_threshold: int = 20_000
+    """Unindexed vectors after which the worker builds the HNSW index in the background;
+    0 never."""
     sync_interval: float = 1.0
-    backup_dir: Path | None = None  # default: <data_dir>/backups
-    backup_every_hours: float = 24.0  # scheduled backups by the worker; 0 turns them off
-    keys: dict[str, str] = field(default_factory=dict)  # UI key remapping: action id -> keys
+    """Seconds between upkeep runs in the app."""
+    backup_dir: Path | None = None
+    """Where backups go (``ephemera backup`` and the scheduled ones); unset:
+    ``<data_dir>/backups``."""
+    backup_every_hours: float = 24.0
+    """Hours between scheduled backups by the worker (app or ``ephemera worker``); 0: off."""
+    keys: Mapping[str, str] = field(default_factory=dict)
+    """App key remapping: action id -> keys (the ``[keys]`` table)."""
     theme: str | None = None
+    """The app's theme name."""
+    meilisearch: Mapping[str, Any] = field(default_factory=dict)
+    """The raw ``[migration.meilisearch]`` table (checked by the migration package)."""
+    config_path: Path | None = None
+    """The config file these settings were read from (None: none existed)."""
 
     @property
     def resolved_database_url(self) -> str:
+        """The database URL, defaulting to the SQLite file in the data dir."""
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_dir / 'ephemera.db'}"
 
     @property
     def vectors_path(self) -> Path:
+        """The default embedded shard's directory."""
         return self.data_dir / "vectors" / "ephemera_memory_vectors"
+
+    @property
+    def backup_root(self) -> Path:
+        """Where backup sets go: ``backup_dir``, else ``<data_dir>/backups``."""
+        return self.backup_dir or self.data_dir / "backups"
 
     @property
     def resolved_backup_dir(self) -> Path | None:
         """Where scheduled backups go, or None when they are turned off."""
         if self.backup_every_hours <= 0:
             return None
-        return self.backup_dir or self.data_dir / "backups"
+        return self.backup_root
 
     @property
     def model_cache_dir(self) -> Path:
+        """Where the assembled model folders live."""
         return self.data_dir / "models"
 
+    @property
+    def log_path(self) -> Path:
+        """The engine's log file (warnings and what it recovers from)."""
+        return self.data_dir / "ephemera.log"
 
-_FIELDS = {f.name: f for f in fields(Settings)}
+
+# Fields that are not read from the environment or the file's top level as plain values.
+_TABLES = ("keys", "meilisearch", "config_path")
+_FIELDS = {f.name: f for f in fields(Settings) if f.name not in _TABLES}
+
+# Inclusive ranges of the numeric settings; every float must also be finite.
+_RANGES: dict[str, tuple[float, float]] = {
+    "embedding_cache_size": (0, 10_000_000),
+    "search_candidates": (1, 100_000),
+    "semantic_weight": (0.0, 1.0),
+    "rrf_k": (1, 1_000_000),
+    "keyword_budget": (0, 1_000_000_000),
+    "hnsw_ef": (1, 100_000),
+    "index_threshold": (0, 1_000_000_000),
+    "sync_interval": (0.05, 86_400.0),
+    "backup_every_hours": (0.0, 24.0 * 3650),
+}
+_CHOICES = {"fusion": ("score", "rrf")}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
-    """Convert a raw value to the type of setting ``name``; raise a one-line ConfigError."""
-    kind = _FIELDS[name].type
+    """Convert a raw value to the type of setting ``name``; a one-line ConfigError if bad."""
+    kind = str(_FIELDS[name].type)
     try:
-        if name in ("data_dir", "backup_dir"):
-            return None if value is None else Path(str(value)).expanduser()
-        if name == "keys":
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                raise ValueError('expected a table of action = "keys"')
-            return {str(k): str(v) for k, v in value.items()}
-        if "int" in str(kind) and "str" not in str(kind):
-            if isinstance(value, bool):
-                raise ValueError("expected a whole number")
-            return int(value)
-        if "float" in str(kind):
-            return float(value)
         if value is None:
             return None
-        return str(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: bad value {value!r} for {name}: {exc}") from None
+        if "Path" in kind:
+            return Path(str(value)).expanduser()
+        if kind.startswith("int"):
+            if isinstance(value, bool | float):
+                raise ValueError("expected a whole number")
+            number: float = int(str(value).strip())
+        elif kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
+        else:
+            if not isinstance(value, str):
+                raise ValueError("expected a string")
+            text = value.strip()
+            if name in _CHOICES and text not in _CHOICES[name]:
+                raise ValueError(f"expected one of {', '.join(_CHOICES[name])}")
+            if name == "database_url":
+                _check_database_url(text)
+            return text or None
+        low, high = _RANGES.get(name, (-math.inf, math.inf))
+        if not low <= number <= high:
+            raise ValueError(f"expected {low:g} to {high:g}")
+        return number
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ConfigError(f"{source}: bad value {value!r} for {name}: {exc}") from exc
+
+
+def _check_database_url(url: str) -> None:
+    """Refuse URLs that cannot hold a journal, with the fix in the message."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme in ("mysql", "mariadb"):
+        raise ValueError("name the driver: mysql+pymysql://USER:PASS@HOST:PORT/DB")
+    if scheme == "sqlite" and url.rstrip("/") in ("sqlite:", "sqlite:/") or ":memory:" in url:
+        raise ValueError("an in-memory SQLite database keeps nothing; use sqlite:///PATH")
+    if scheme.startswith("mysql") and "/" not in url.split("://", 1)[1].split("?")[0].rstrip("/"):
+        raise ValueError("the URL names no database: mysql+pymysql://USER@HOST:PORT/DB")
+
+
+def _keys_table(value: Any, source: str) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise ConfigError(f'{source}: [keys] must be a table of action = "keys"')
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
 
 
 def load_settings(
-    overrides: dict[str, Any] | None = None,
-    env: dict[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
     config_path: Path | None = None,
 ) -> Settings:
     """Merge the four layers into one Settings. ``overrides`` are CLI flags (None = unset)."""
-    env = dict(os.environ) if env is None else env
+    env = os.environ if env is None else env
     path = config_path or (Path(env["EPHEMERA_CONFIG"]) if env.get("EPHEMERA_CONFIG") else None)
     explicit = path is not None
     path = path or default_config_path()
     values: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: cannot read config file: {exc}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    if path.is_file():
+        data = _read_file(path)
         table = data.get("ephemera", data)
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: [ephemera] must be a table")
         for key, value in table.items():
             if key in ("migration", "ephemera"):
+                continue
+            if key == "keys":
+                values["keys"] = MappingProxyType(_keys_table(value, str(path)))
                 continue
             if key not in _FIELDS:
                 raise ConfigError(f"{path}: unknown setting {key!r}")
             values[key] = _coerce(key, value, str(path))
+        migration = data.get("migration", {})
+        if not isinstance(migration, dict):
+            raise ConfigError(f"{path}: [migration] must be a table")
+        meili = migration.get("meilisearch", {})
+        if not isinstance(meili, dict):
+            raise ConfigError(f"{path}: [migration.meilisearch] must be a table")
+        values["meilisearch"] = MappingProxyType(meili)
+        values["config_path"] = path
     elif explicit:
         raise ConfigError(f"{path}: config file not found")
     for name in _FIELDS:
-        raw = env.get(f"EPHEMERA_{name.upper()}")
-        if raw not in (None, "") and name != "keys":
-            values[name] = _coerce(name, raw, f"EPHEMERA_{name.upper()}")
+        raw = env.get(f"{ENV_PREFIX}{name.upper()}")
+        if raw not in (None, ""):
+            values[name] = _coerce(name, raw, f"{ENV_PREFIX}{name.upper()}")
+    if env.get(f"{ENV_PREFIX}KEYS"):
+        raise ConfigError(
+            f"{ENV_PREFIX}KEYS: key remapping is read from the config file's [keys] table only"
+        )
     for name, value in (overrides or {}).items():
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     settings = Settings(**values)
-    if settings.fusion not in ("rrf", "score"):
-        raise ConfigError(f"fusion must be 'rrf' or 'score', got {settings.fusion!r}")
-    if not 0.0 <= settings.semantic_weight <= 1.0:
-        raise ConfigError(f"semantic_weight must be from 0 to 1, got {settings.semantic_weight}")
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise ConfigError(f"data dir {settings.data_dir} is a file, not a directory")
     return settings

@@ -85,7 +85,7 @@ def read_jsonl(
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
-        raise ValidationError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise ValidationError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     with handle:
         lineno = 0
         try:
@@ -97,13 +97,13 @@ def read_jsonl(
                 except json.JSONDecodeError as exc:
                     message = f"{path}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
                     if not skip_bad:
-                        raise ValidationError(message) from None
+                        raise ValidationError(message) from exc
                     if errors is not None:
                         errors.append(message)
                 except ValidationError as exc:
                     message = f"{path}:{lineno}: {exc}"
                     if not skip_bad:
-                        raise ValidationError(message) from None
+                        raise ValidationError(message) from exc
                     if errors is not None:
                         errors.append(message)
         except UnicodeDecodeError:

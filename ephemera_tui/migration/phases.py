@@ -13,7 +13,7 @@ from typing import Any
 from ..engine.errors import EphemeraError
 from ..engine.files import sha256_file
 from . import state
-from .config import MeiliConfig, load_meili_config
+from .config import MeiliConfig
 
 PHASES = {
     -1: "not started",
@@ -22,16 +22,6 @@ PHASES = {
     2: "dual writing; reads switched to Ephemera",
     3: "finished: dual writing stopped, reads from Ephemera",
 }
-
-
-def attach(engine: Any, config_path: Path | None = None) -> None:
-    """Give a new engine the dual writer and read router while a server is configured."""
-    config = load_meili_config(config_path)
-    if not config.live:
-        return
-    from .live import install
-
-    install(engine, config)
 
 
 def phase(engine: Any, config: MeiliConfig) -> int:

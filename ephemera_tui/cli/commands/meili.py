@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from ..context import current, engine_session, fail, guarded, notice
+from ...engine.config import default_config_path
+from ..context import engine_session, fail, guarded, notice, settings
 from ..output import progress
 
 migrate_app = typer.Typer(
@@ -36,9 +37,11 @@ def register(app: typer.Typer) -> None:
 
 
 def _meili_config(ctx: typer.Context) -> Any:
-    from ...migration.config import load_meili_config
+    from ...migration.config import parse_table
 
-    return guarded(lambda: load_meili_config(current(ctx).config_path))
+    found = settings(ctx)
+    where = found.config_path or default_config_path()
+    return guarded(lambda: parse_table(dict(found.meilisearch), where))
 
 
 @meili_app.command("import")

@@ -117,12 +117,16 @@ def worker(
     backup_dir: Annotated[
         Path | None,
         typer.Option(
-            "--backup-dir", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."
+            "--backup-dir", help="Default: the backup_dir setting, else DATA_DIR/backups."
         ),
     ] = None,
     backup_every: Annotated[
-        float, typer.Option("--backup-every", help="Hours between scheduled backups.")
-    ] = 24.0,
+        float | None,
+        typer.Option(
+            "--backup-every",
+            help="Hours between scheduled backups (default: the backup_every_hours setting).",
+        ),
+    ] = None,
     no_backup: Annotated[bool, typer.Option("--no-backup", help="No scheduled backups.")] = False,
     keep_daily: Annotated[int, KEEP_DAILY] = 7,
     keep_weekly: Annotated[int, KEEP_WEEKLY] = 4,
@@ -157,17 +161,14 @@ def worker(
 
     with engine_session(ctx) as engine:
         settings = engine.settings
-        target = (
-            None
-            if no_backup
-            else (backup_dir or settings.backup_dir or settings.data_dir / "backups")
-        )
+        every = settings.backup_every_hours if backup_every is None else backup_every
+        target = None if no_backup or every <= 0 else (backup_dir or settings.backup_root)
         runner = Worker(
             engine,
             interval=interval,
             check_slice_size=slice_size,
             backup_dir=target,
-            backup_every=backup_every * 3600,
+            backup_every=every * 3600,
             keep_daily=keep_daily,
             keep_weekly=keep_weekly,
             release_vectors=not engine.settings.qdrant_url,
@@ -198,7 +199,7 @@ def backup(
     ctx: typer.Context,
     to: Annotated[
         Path | None,
-        typer.Option("--to", envvar="EPHEMERA_BACKUP_DIR", help="Default: DATA_DIR/backups."),
+        typer.Option("--to", help="Default: the backup_dir setting, else DATA_DIR/backups."),
     ] = None,
     verify: Annotated[
         Path | None,
@@ -232,7 +233,7 @@ def backup(
     from ...engine.backup import apply_retention, create_backup
 
     with engine_session(ctx) as engine:
-        root = to or engine.settings.data_dir / "backups"
+        root = to or engine.settings.backup_root
         made = create_backup(engine, root)
         removed = apply_retention(root, keep_daily, keep_weekly)
         manifest = made.manifest

@@ -169,7 +169,7 @@ def _dump_sqlite(engine: Engine, target: Path) -> None:
         finally:
             dest.close()
     except sqlite3.Error as exc:
-        raise BackupError(f"SQLite backup failed: {exc}") from None
+        raise BackupError(f"SQLite backup failed: {exc}") from exc
     finally:
         source.close()
 
@@ -202,7 +202,7 @@ def iter_dump(set_dir: Path, manifest: dict[str, Any]) -> Iterator[tuple[str, di
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
         except sqlite3.Error as exc:
-            raise BackupError(f"{path}: cannot open SQL dump: {exc}") from None
+            raise BackupError(f"{path}: cannot open SQL dump: {exc}") from exc
         conn.row_factory = sqlite3.Row
         try:
             for name in TABLES:
@@ -210,7 +210,7 @@ def iter_dump(set_dir: Path, manifest: dict[str, Any]) -> Iterator[tuple[str, di
                 for row in conn.execute(f"SELECT * FROM {name} ORDER BY {order}"):  # noqa: S608
                     yield name, dict(row)
         except sqlite3.Error as exc:
-            raise BackupError(f"{path}: SQL dump unreadable: {exc}") from None
+            raise BackupError(f"{path}: SQL dump unreadable: {exc}") from exc
         finally:
             conn.close()
         return
@@ -427,7 +427,7 @@ def load_manifest(set_dir: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise BackupError(f"{set_dir}: no {MANIFEST}: not a complete backup set") from None
     except (OSError, ValueError) as exc:
-        raise BackupError(f"{path}: unreadable manifest: {exc}") from None
+        raise BackupError(f"{path}: unreadable manifest: {exc}") from exc
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{path}: not an Ephemera backup manifest")
     version = manifest.get("format_version")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +13,6 @@ if TYPE_CHECKING:
 from .instrument import pid_alive, pool_stats, process_memory
 from .recorder import (
     BUCKETS_MS,
-    GAUGE_STALE_SECONDS,
     INDEX_RECALL,
     METRICS_FILE,
     QUANTILE_SAMPLES,
@@ -127,13 +125,8 @@ def _collector(engine: Engine) -> Any:
                 labels=["pid"],
             )
             rss.add_metric([str(os.getpid())], process_memory())
-            now = time.time()
-            for pid, (value, ts) in data.gauges.get("process.rss_bytes", {}).items():
-                if (
-                    pid not in (0, os.getpid())
-                    and now - ts < GAUGE_STALE_SECONDS
-                    and pid_alive(pid)
-                ):
+            for pid, (value, _ts) in data.gauges.get("process.rss_bytes", {}).items():
+                if pid not in (0, os.getpid()) and pid_alive(pid):
                     rss.add_metric([str(pid)], value)
             yield rss
             outbox = engine.store.outbox_summary()

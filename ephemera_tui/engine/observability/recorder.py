@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import math
 import os
 import sqlite3
@@ -36,6 +37,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.db"
 WINDOW_SECONDS = 7 * 86400
@@ -119,6 +122,7 @@ class MetricsRecorder:
         self._cumulative: dict[str, Callable[[], float | None]] = {}
         self._cumulative_seen: dict[str, float] = {}
         self._gauge_sources: list[Callable[[], dict[str, float]]] = []
+        self._gauges_written: dict[str, float] = {}  # so an idle process writes nothing
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -223,9 +227,13 @@ class MetricsRecorder:
         for source in self._gauge_sources:
             try:
                 for name, value in source().items():
-                    gauges[name] = (float(value), now, self.pid)
-            except Exception:  # noqa: BLE001
+                    if samples or counts or _moved(self._gauges_written.get(name), value):
+                        gauges[name] = (float(value), now, self.pid)
+            except Exception:  # noqa: BLE001 - a source failing is not our failure
+                log.debug("a gauge source failed", exc_info=True)
                 continue
+        for name, (value, _ts, _pid) in gauges.items():
+            self._gauges_written[name] = value
         return samples, counts, gauges
 
     def flush(self) -> None:
@@ -265,6 +273,7 @@ class MetricsRecorder:
                     conn.execute("ROLLBACK")
                     raise
             except Exception as exc:  # noqa: BLE001 - metrics never fail the caller
+                log.warning("writing metrics to %s failed: %s", self.path, exc)
                 self.flush_errors += 1
                 self.last_flush_error = str(exc)
 
@@ -305,6 +314,14 @@ class MetricsRecorder:
         if self.path is None:
             return _read_memory(self, series)
         return read_metrics(self.path, series=series)
+
+
+def _moved(before: float | None, now: float) -> bool:
+    """Whether a source gauge changed enough to be worth a write (10 %), so an idle process
+    whose memory and pool stay put writes nothing to ``metrics.db``."""
+    if before is None:
+        return True
+    return abs(now - before) > 0.1 * max(abs(before), 1.0)
 
 
 def _close_at_exit(ref: weakref.ref[MetricsRecorder]) -> None:

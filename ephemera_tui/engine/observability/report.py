@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..core import Engine
 
 from .instrument import dir_bytes, pid_alive, pool_stats, process_memory
-from .recorder import GAUGE_STALE_SECONDS, INDEX_RECALL, METRICS_FILE, MetricsRecorder
+from .recorder import INDEX_RECALL, METRICS_FILE, MetricsRecorder
 
 # ---------------------------------------------------------------------------- the report
 
@@ -22,7 +21,6 @@ def collect(engine: Engine, *, series: int = 60) -> dict[str, Any]:
     if recorder is None:
         recorder = MetricsRecorder(engine.settings.data_dir / METRICS_FILE)
     data = recorder.read(series=series)
-    now = time.time()
     outbox = engine.store.outbox_summary()
     hits, misses = data.counter("cache.hits"), data.counter("cache.misses")
     embedder = engine.loaded_embedder
@@ -31,8 +29,8 @@ def collect(engine: Engine, *, series: int = 60) -> dict[str, Any]:
     by_pid: dict[int, dict[str, Any]] = {}
     for name, per_pid in data.gauges.items():
         for pid, (value, ts) in per_pid.items():
-            if pid == 0 or now - ts > GAUGE_STALE_SECONDS:
-                continue
+            if pid == 0:
+                continue  # shared facts, below; a live pid's gauges are current
             by_pid.setdefault(pid, {"pid": pid, "updated_at": ts})[name] = value
             by_pid[pid]["updated_at"] = max(by_pid[pid]["updated_at"], ts)
     for pid, facts in sorted(by_pid.items()):

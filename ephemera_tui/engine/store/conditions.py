@@ -3,13 +3,51 @@ count, keyword search and the re-check of vector hits (same meaning as the paylo
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from sqlalchemy import exists
+from sqlalchemy import Boolean, exists, func, literal, not_, or_
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ColumnElement
 
-from ..filters import SearchFilter
+from ..filters import SearchFilter, tag_spellings
 from .keyword import escape_like
 from .tables import FRAGMENTS, TAGS
+
+
+class holds_word(ColumnElement[bool]):  # noqa: N801 - reads as a SQL function
+    """True when a memory's content holds ``word`` the way the keyword side reads words:
+    FTS5 on SQLite (same tokenizer and stemming as a keyword match), a whole-word REGEXP on
+    MySQL/MariaDB (case-insensitive under the column's collation). For ``-word`` in a query."""
+
+    inherit_cache = False  # the word is rendered per statement
+    type = Boolean()
+
+    def __init__(self, word: str) -> None:
+        self.word = word
+
+
+@compiles(holds_word)
+def _holds_word_fts5(element: holds_word, compiler: SQLCompiler, **kw: Any) -> str:
+    phrase = compiler.process(literal('"' + element.word.replace('"', '""') + '"'), **kw)
+    fragment_id = compiler.process(FRAGMENTS.c.id, **kw)
+    return f"{fragment_id} IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH {phrase})"
+
+
+@compiles(holds_word, "mysql")
+@compiles(holds_word, "mariadb")
+def _holds_word_regexp(element: holds_word, compiler: SQLCompiler, **kw: Any) -> str:
+    pattern = compiler.process(literal(r"\b" + re.escape(element.word) + r"\b"), **kw)
+    return f"{compiler.process(FRAGMENTS.c.content, **kw)} REGEXP {pattern}"
+
+
+def _has_tag(tag: str) -> Any:
+    """The memory carries ``tag`` (folded) in any case. ``lower()`` folds ASCII on SQLite; the
+    usual spellings cover other letters there; MySQL's collation ignores case anyway."""
+    c = FRAGMENTS.c
+    spelled = or_(TAGS.c.tag.in_(tag_spellings(tag)), func.lower(TAGS.c.tag) == tag)
+    return exists().where(TAGS.c.memory_id == c.id, spelled)
 
 
 def filter_conditions(flt: SearchFilter) -> list[Any]:
@@ -22,6 +60,8 @@ def filter_conditions(flt: SearchFilter) -> list[Any]:
         conds.append(c.created_at < flt.before)
     if flt.sources:
         conds.append(c.source.in_(list(flt.sources)))
+    if flt.exclude_sources:
+        conds.append(c.source.not_in(list(flt.exclude_sources)))
     for name in ("importance", "confidence"):
         low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
         if low is not None:
@@ -29,9 +69,16 @@ def filter_conditions(flt: SearchFilter) -> list[Any]:
         if high is not None:
             conds.append(getattr(c, name) <= high)
     for tag in flt.tags:
-        conds.append(exists().where(TAGS.c.memory_id == c.id, TAGS.c.tag == tag))
+        conds.append(_has_tag(tag))
+    if flt.exclude_tags:
+        conds.append(not_(or_(*[_has_tag(tag) for tag in flt.exclude_tags])))
     for phrase in flt.phrases:
         conds.append(c.content.like(f"%{escape_like(phrase)}%", escape="\\"))
+    for phrase in flt.exclude_phrases:
+        conds.append(c.content.not_like(f"%{escape_like(phrase)}%", escape="\\"))
+    for word in flt.exclude_terms:
+        if word:
+            conds.append(not_(holds_word(word)))
     if flt.ids is not None:
         conds.append(c.id.in_(list(flt.ids)))
     if flt.exclude_ids:

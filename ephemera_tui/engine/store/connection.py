@@ -90,7 +90,7 @@ def make_sql_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError
-        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from None
+        raise DatabaseError(f"invalid database URL {url!r}: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -100,7 +100,7 @@ def make_sql_engine(url: str) -> Engine:
                 raise DatabaseError(
                     f"database {describe_url(url)} unavailable: {exc.strerror or exc}: "
                     f"{Path(parsed.database).parent}"
-                ) from None
+                ) from exc
         engine = create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

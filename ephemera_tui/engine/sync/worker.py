@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from .reconcile import SliceReport, check_slice
 
 if TYPE_CHECKING:
     from ..core import Engine
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Lease", "SliceReport", "Worker", "WorkerRun", "check_slice", "health"]
 
@@ -221,12 +224,14 @@ class Worker:
                         ),
                     )
             except EphemeraError as exc:
+                log.warning("upkeep run failed: %s", exc, exc_info=exc)
                 run.errors.append(str(exc))
             finally:
                 if self.release_after_run and not self.indexer.active:
                     try:
                         self.engine.release_vectors()
                     except Exception as exc:  # noqa: BLE001 - never let closing kill the loop
+                        log.warning("closing the vector store failed", exc_info=exc)
                         run.errors.append(f"closing vector store: {exc}")
                 run.seconds = round(time.perf_counter() - started, 3)
                 self.last_run = run
@@ -293,6 +298,7 @@ class Worker:
         try:
             drop_retired(self.engine)
         except Exception as exc:  # noqa: BLE001 - housekeeping never stops the run
+            log.warning("dropping retired collections failed", exc_info=exc)
             run.errors.append(f"dropping retired collections: {exc}")
 
     def _check(self, run: WorkerRun) -> None:

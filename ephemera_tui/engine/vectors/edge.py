@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbeddingError, VectorStoreError
-from ..filters import SearchFilter
+from ..filters import SearchFilter, tag_spellings
 from .base import HNSW_EF_CONSTRUCT, HNSW_M, INTEGER_FIELDS, KEYWORD_FIELDS, VectorPoint, check_dim
 
 
@@ -103,8 +103,8 @@ class EdgeVectors:
             self._release_lock()
             message = str(exc)
             if "WouldBlock" in message:
-                raise VectorStoreError(_busy(path)) from None
-            raise VectorStoreError(f"cannot open vector store {path}: {message}") from None
+                raise VectorStoreError(_busy(path)) from exc
+            raise VectorStoreError(f"cannot open vector store {path}: {message}") from exc
 
     def _config(self) -> Any:
         q = self._q
@@ -132,8 +132,17 @@ class EdgeVectors:
             )
         if flt.sources:
             must.append(q.FieldCondition("source", match=q.MatchAny(list(flt.sources))))
+        # Tags are compared folded: ``tags_lc`` where the payload has it, else the usual
+        # spellings of the tag in ``tags`` (payloads written before tags_lc existed).
         for tag in flt.tags:
-            must.append(q.FieldCondition("tags", match=q.MatchValue(tag)))
+            must.append(
+                q.Filter(
+                    should=[
+                        q.FieldCondition("tags_lc", match=q.MatchValue(tag)),
+                        q.FieldCondition("tags", match=q.MatchAny(list(tag_spellings(tag)))),
+                    ]
+                )
+            )
         for name in ("importance", "confidence"):
             low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
             if low is not None or high is not None:
@@ -148,10 +157,18 @@ class EdgeVectors:
                 )
         if flt.ids is not None:
             must.append(q.HasIdCondition(set(flt.ids)))
-        must_not = [q.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else None
+        must_not: list[Any] = []
+        if flt.exclude_ids:
+            must_not.append(q.HasIdCondition(set(flt.exclude_ids)))
+        if flt.exclude_sources:
+            must_not.append(q.FieldCondition("source", match=q.MatchAny(list(flt.exclude_sources))))
+        if flt.exclude_tags:
+            spelled = [s for tag in flt.exclude_tags for s in tag_spellings(tag)]
+            must_not.append(q.FieldCondition("tags_lc", match=q.MatchAny(list(flt.exclude_tags))))
+            must_not.append(q.FieldCondition("tags", match=q.MatchAny(spelled)))
         if not must and not must_not:
             return None
-        return q.Filter(must=must or None, must_not=must_not)
+        return q.Filter(must=must or None, must_not=must_not or None)
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
@@ -278,7 +295,7 @@ class EdgeVectors:
             except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
                 raise VectorStoreError(
                     f"vector store {self.path}: {action} failed: {exc}"
-                ) from None
+                ) from exc
 
 
 def drop_edge_shard(path: Path) -> bool:

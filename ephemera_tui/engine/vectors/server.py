@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import EmbeddingError, VectorStoreError
-from ..filters import SearchFilter
+from ..filters import SearchFilter, tag_spellings
 from .base import (
     COLLECTION,
     HNSW_EF_CONSTRUCT,
@@ -67,7 +67,7 @@ class ClientVectors:
             raise
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise VectorStoreError(f"Qdrant at {url} unavailable: {detail}") from None
+            raise VectorStoreError(f"Qdrant at {url} unavailable: {detail}") from exc
 
     def _create(self) -> None:
         m = self._m
@@ -96,18 +96,38 @@ class ClientVectors:
             )
         if flt.sources:
             must.append(m.FieldCondition(key="source", match=m.MatchAny(any=list(flt.sources))))
+        # Tags are compared folded: ``tags_lc`` where the payload has it, else the usual
+        # spellings of the tag in ``tags`` (payloads written before tags_lc existed).
         for tag in flt.tags:
-            must.append(m.FieldCondition(key="tags", match=m.MatchValue(value=tag)))
+            spelled = list(tag_spellings(tag))
+            must.append(
+                m.Filter(
+                    should=[
+                        m.FieldCondition(key="tags_lc", match=m.MatchValue(value=tag)),
+                        m.FieldCondition(key="tags", match=m.MatchAny(any=spelled)),
+                    ]
+                )
+            )
         for name in ("importance", "confidence"):
             low, high = getattr(flt, f"min_{name}"), getattr(flt, f"max_{name}")
             if low is not None or high is not None:
                 must.append(m.FieldCondition(key=name, range=m.Range(gte=low, lte=high)))
         if flt.ids is not None:
             must.append(m.HasIdCondition(has_id=list(flt.ids)))
-        must_not = [m.HasIdCondition(has_id=list(flt.exclude_ids))] if flt.exclude_ids else None
+        must_not: list[Any] = []
+        if flt.exclude_ids:
+            must_not.append(m.HasIdCondition(has_id=list(flt.exclude_ids)))
+        if flt.exclude_sources:
+            excluded = list(flt.exclude_sources)
+            must_not.append(m.FieldCondition(key="source", match=m.MatchAny(any=excluded)))
+        if flt.exclude_tags:
+            spelled = [s for tag in flt.exclude_tags for s in tag_spellings(tag)]
+            folded = list(flt.exclude_tags)
+            must_not.append(m.FieldCondition(key="tags_lc", match=m.MatchAny(any=folded)))
+            must_not.append(m.FieldCondition(key="tags", match=m.MatchAny(any=spelled)))
         if not must and not must_not:
             return None
-        return m.Filter(must=must or None, must_not=must_not)
+        return m.Filter(must=must or None, must_not=must_not or None)
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
         if not points:
@@ -127,7 +147,7 @@ class ClientVectors:
                 wait=True,
             )
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("upsert", exc) from None
+            raise self._wrap("upsert", exc) from exc
 
     def delete(self, ids: Sequence[int]) -> None:
         if not ids:
@@ -137,7 +157,7 @@ class ClientVectors:
                 self.collection, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
             )
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("delete", exc) from None
+            raise self._wrap("delete", exc) from exc
 
     def search(
         self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
@@ -152,7 +172,7 @@ class ClientVectors:
                 search_params=self._m.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
             )
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("search", exc) from None
+            raise self._wrap("search", exc) from exc
         return [(int(p.id), float(p.score)) for p in response.points]
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
@@ -161,7 +181,7 @@ class ClientVectors:
         try:
             records = self._client.retrieve(self.collection, ids=list(ids), with_payload=True)
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("retrieve", exc) from None
+            raise self._wrap("retrieve", exc) from exc
         return {int(r.id): dict(r.payload or {}) for r in records}
 
     def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -172,7 +192,7 @@ class ClientVectors:
                 self.collection, ids=list(ids), with_payload=False, with_vectors=True
             )
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("retrieve", exc) from None
+            raise self._wrap("retrieve", exc) from exc
         return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
@@ -193,14 +213,14 @@ class ClientVectors:
                 with_vectors=with_vectors,
             )
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("scroll", exc) from None
+            raise self._wrap("scroll", exc) from exc
         return sorted(records, key=lambda r: int(r.id))
 
     def count(self) -> int:
         try:
             return int(self._client.count(self.collection, exact=True).count)
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap("count", exc) from None
+            raise self._wrap("count", exc) from exc
 
     def flush(self) -> None:
         return None
@@ -223,7 +243,7 @@ class ClientVectors:
             if self._client.collection_exists(name):
                 self._client.delete_collection(name)
         except Exception as exc:  # noqa: BLE001
-            raise self._wrap(f"dropping {name}", exc) from None
+            raise self._wrap(f"dropping {name}", exc) from exc
 
     def point_alias(self, alias: str) -> bool:
         """Point ``alias`` at this collection in one alias update; False when the server (or
