@@ -49,14 +49,15 @@ def import_(
     ctx: typer.Context,
     path: Annotated[
         Path,
-        typer.Argument(help="A .dump file, an NDJSON/JSON export, or a folder of saved pages."),
+        typer.Argument(help="A .dump file (any version), an NDJSON/JSON export, or saved pages."),
     ],
     field_map: Annotated[
         list[str] | None,
         typer.Option(
             "--map",
             help="FIELD=TARGET (content, created_at, source, tags, importance, confidence, "
-            "notes, keep); repeatable. Unset targets are guessed.",
+            "notes, keep); repeatable, several fields for content or tags in order. Unset "
+            "targets follow the index settings and the values.",
         ),
     ] = None,
     show_preview: Annotated[
@@ -66,7 +67,12 @@ def import_(
         bool, typer.Option("--skip-bad", help="Skip bad documents instead of importing nothing.")
     ] = False,
     index: Annotated[
-        str | None, typer.Option("--index", help="Index uid (a dump with several indexes).")
+        list[str] | None,
+        typer.Option(
+            "--index",
+            help="Index uid to import: repeatable or comma-separated, or 'all' (a dump's "
+            "default). For an export: the uid to record it under.",
+        ),
     ] = None,
     primary_key: Annotated[
         str | None, typer.Option("--primary-key", help="The documents' primary key field.")
@@ -80,10 +86,10 @@ def import_(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Import documents from a MeiliSearch dump or export. Re-running adds no duplicates."""
+    """Import documents from a MeiliSearch dump (V1-V6) or export. Re-running adds no duplicates."""
     from ...migration.importer import Importer, preview
     from ...migration.mapping import build_mapping, parse_map_options
-    from ...migration.readers import read_source
+    from ...migration.readers import read_sources
 
     config = _meili_config(ctx)
     now = time.time()
@@ -93,23 +99,33 @@ def import_(
             **parse_map_options(field_map or ()),
         }
     )
-    source = guarded(
-        lambda: read_source(
+    sources = guarded(
+        lambda: read_sources(
             path,
-            index=index or config.index,
+            index=index or ([config.index] if config.index else None),
             primary_key=primary_key or config.primary_key,
             skip_bad=skip_bad or show_preview,
         )
     )
-    fmap = guarded(
-        lambda: build_mapping([d.data for d in source.documents], explicit, source.primary_key)
+    plans = guarded(
+        lambda: [
+            (s, build_mapping([d.data for d in s.documents], explicit, s.primary_key, s.settings))
+            for s in sources
+        ]
     )
+    several = len(plans) > 1
+    for source, fmap in plans:  # which field went where, and why: --map changes it
+        for line in fmap.explain:
+            notice(f"{source.index_uid}: {line}" if several else line)
     if show_preview:
-        data = preview(source, fmap, now)
+        previews = [preview(s, f, now) for s, f in plans]
         if as_json:
-            typer.echo(json.dumps(data, ensure_ascii=False))
+            out = dict(previews[0]) if not several else {}
+            out["indexes"] = previews
+            typer.echo(json.dumps(out, ensure_ascii=False))
         else:
-            _print_preview(data)
+            for shown in previews:
+                _print_preview(shown)
         return
     with engine_session(ctx) as engine:
         importer = Importer(
@@ -117,20 +133,43 @@ def import_(
             vectors_model=vectors_model or config.vectors_model,
             embedder_name=embedder,
         )
-        with progress(len(source.documents), "importing") as advance:
+        with progress(sum(len(s.documents) for s, _ in plans), "importing") as advance:
             importer.progress = advance
-            report = importer.run(source, fmap, skip_bad=skip_bad, now=now)
-        for message in report.invalid[:20]:
-            notice(f"skipped {message}")
-        for message in report.notes:
-            notice(message)
+            reports = importer.run_many(plans, skip_bad=skip_bad, now=now)
+        for report in reports:
+            label = f"{report.index_uid}: " if several else ""
+            for message in report.invalid[:20]:
+                notice(f"skipped {message}")
+            for message in report.notes:
+                notice(label + message)
         if as_json:
-            typer.echo(json.dumps(report.to_dict(), ensure_ascii=False))
-        else:
-            typer.echo(report.summary())
+            records = [r.to_dict() for r in reports]
+            data: dict[str, Any] = dict(records[0]) if not several else {}
+            if several:
+                for name in (
+                    "documents",
+                    "imported",
+                    "updated",
+                    "skipped",
+                    "reembedded",
+                    "vectors_reused",
+                    "vectors_deferred",
+                ):
+                    data[name] = sum(r[name] for r in records)
+            data["indexes"] = records
+            typer.echo(json.dumps(data, ensure_ascii=False))
+            return
+        for report in reports:
+            label = f"{report.index_uid}: " if several else ""
+            typer.echo(label + report.summary())
             if report.reembed_reasons:
                 why = ", ".join(f"{n} {r}" for r, n in sorted(report.reembed_reasons.items()))
-                typer.echo(f"re-embedded because: {why}")
+                typer.echo(f"{label}re-embedded because: {why}")
+        if several:
+            typer.echo(
+                f"{len(reports)} indexes: imported {sum(r.imported for r in reports)}, updated "
+                f"{sum(r.updated for r in reports)}, skipped {sum(r.skipped for r in reports)}"
+            )
 
 
 def _print_preview(data: dict[str, Any]) -> None:
