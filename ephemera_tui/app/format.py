@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -61,6 +63,77 @@ def absolute_time(when: float) -> str:
     return datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
 
 
+def long_time(when: float) -> str:
+    """'Tue 1 Dec 2026 10:30': weekday, day, month, year and time, never ambiguous."""
+    moment = datetime.fromtimestamp(when)
+    return f"{moment:%a} {moment.day} {moment:%b %Y %H:%M}"
+
+
+def _year(moment: datetime, now: float) -> str:
+    """' 2022' when ``moment`` is not in the current year, else ''."""
+    return "" if moment.year == datetime.fromtimestamp(now).year else f" {moment.year}"
+
+
+def period_label(start: float, unit: str, now: float) -> str:
+    """The day, week or month starting at ``start``, with the year only when it is not the
+    current one: 'Tue 14 Nov', 'Tue 01 Dec 2022', '13–19 Nov', '27 Nov–3 Dec 2022', 'July 2022'.
+    A week crossing New Year shows the year it ends in."""
+    moment = datetime.fromtimestamp(start)
+    if unit == "month":
+        return f"{moment:%B}{_year(moment, now)}"
+    if unit == "week":
+        monday = moment - timedelta(days=moment.weekday())
+        sunday = monday + timedelta(days=6)
+        first = str(monday.day) if monday.month == sunday.month else f"{monday.day} {monday:%b}"
+        this_year = datetime.fromtimestamp(now).year
+        year = "" if monday.year == sunday.year == this_year else f" {sunday.year}"
+        return f"{first}–{sunday.day} {sunday:%b}{year}"
+    return f"{moment:%a %d %b}{_year(moment, now)}"
+
+
+def period_key(when: float, unit: str) -> tuple[int, ...]:
+    """A key equal for two moments in the same day, week (from Monday) or month."""
+    moment = datetime.fromtimestamp(when)
+    if unit == "month":
+        return (moment.year, moment.month)
+    if unit == "week":
+        return tuple(moment.isocalendar()[:2])
+    return (moment.year, moment.month, moment.day)
+
+
+_PATH = re.compile(r"(?<![\w.])(?:~|/)[^\s:;,()]*/[^\s:;,()]+")
+
+
+def short_path(path: str, keep: int = 1) -> str:
+    """A long path cut to its last ``keep`` parts: '/tmp/x/vectors/shard' → '…/shard'."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) <= keep + 1:
+        return path
+    return "…/" + "/".join(parts[-keep:])
+
+
+def short_notice(text: str) -> str:
+    """A notice that fits a border: the reason before the detail, long paths shortened.
+
+    'keyword results only: vector store /a/b/c is open in another process (an open app or
+    worker); it will index new memories' becomes 'keyword only: open in another process (an
+    open app or worker) · vector store …/c'.
+    """
+    text = one_line(text)
+    head = ""
+    lowered = text.lower()
+    for prefix in ("keyword results only: ", "keyword only: "):
+        if lowered.startswith(prefix):
+            head, text = "keyword only: ", text[len(prefix) :]
+            break
+    store = re.match(r"(vector store|database|shard)\s+(\S+)\s+(?:is\s+)?(.*)$", text, re.I)
+    if store:
+        what, where, reason = store.groups()
+        reason = reason.split("; it will")[0].rstrip(" ;.")
+        text = f"{reason} · {what} {short_path(where)}"
+    return head + _PATH.sub(lambda m: short_path(m.group(0)), text)
+
+
 def meta_line(memory: Memory, now: float) -> Text:
     """'3 days ago · note · imp 200 · #tag #tag' as literal text."""
     parts = [relative_time(memory.created_at, now), clean(memory.source)]
@@ -70,6 +143,17 @@ def meta_line(memory: Memory, now: float) -> Text:
     if memory.tags:
         line.append(" · " + " ".join(f"#{clean(t)}" for t in memory.tags), style=META)
     return line
+
+
+class LiveMeta:
+    """A meta line computed when drawn, so "3 min ago" is right whenever the list repaints."""
+
+    def __init__(self, memory: Memory, now: Callable[[], float]) -> None:
+        self.memory = memory
+        self.now = now
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield meta_line(self.memory, self.now())
 
 
 def highlight(text: Text, terms: Iterable[str]) -> Text:
@@ -101,12 +185,25 @@ def memory_label(memory: Memory, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
-def memory_detail(memory: Memory, now: float) -> Text:
-    """The whole memory: content, then its facts and notes, all literal."""
+FACT_WIDTH = 11
+
+
+def _hanging(value: str, width: int | None) -> str:
+    """``value`` wrapped to ``width`` with continuation lines under the first (not column 0)."""
+    room = (width or 0) - FACT_WIDTH
+    if room < 10 or len(value) <= room:
+        return value
+    lines = textwrap.wrap(value, room, break_long_words=True, break_on_hyphens=False)
+    return ("\n" + " " * FACT_WIDTH).join(lines)
+
+
+def memory_detail(memory: Memory, now: float, width: int | None = None) -> Text:
+    """The whole memory: content, then its facts and notes, all literal. With ``width``, a
+    long fact (many tags) wraps under its own column instead of the labels'."""
     out = Text(clean(memory.content))
     out.append("\n\n")
     facts = [
-        ("when", absolute_time(memory.created_at)),
+        ("when", long_time(memory.created_at)),
         ("", relative_time(memory.created_at, now)),
         ("source", clean(memory.source)),
         ("importance", "-" if memory.importance is None else str(memory.importance)),
@@ -115,8 +212,8 @@ def memory_detail(memory: Memory, now: float) -> Text:
         ("id", str(memory.id)),
     ]
     for name, value in facts:
-        out.append(f"{name:<11}", style="bold")
-        out.append(value + "\n")
+        out.append(f"{name:<{FACT_WIDTH}}", style="bold")
+        out.append(_hanging(value, width) + "\n")
     if memory.notes and memory.notes.strip():
         out.append("\nNotes\n", style="bold underline")
         out.append(clean(memory.notes) + "\n")
@@ -136,10 +233,18 @@ def links_text(outgoing: Sequence[Memory], incoming: Sequence[Memory]) -> Text:
     return out
 
 
-def why_text(hit: Hit) -> Text:
-    """The 'why this hit' explanation: semantic and keyword parts of the fused score."""
+def why_text(hit: Hit, listed_by: str | None = None) -> Text:
+    """The 'why this hit' explanation: semantic and keyword parts of the fused score; for a
+    query without words (``listed_by`` is then the query), the filter that let it through."""
     out = Text()
     out.append("Why this hit\n", style="bold underline")
+    if listed_by is not None:
+        filters = one_line(listed_by)
+        out.append("filter        ", style="bold")
+        out.append(f"matches {filters}\n" if filters else "none (the search box is empty)\n")
+        out.append("order         ", style="bold")
+        out.append("newest first (no words to rank by)\n")
+        return out
     out.append(f"fused score   {hit.score:.4f}\n")
     if hit.semantic_rank is not None and hit.semantic_score is not None:
         out.append("meaning       ", style="bold")

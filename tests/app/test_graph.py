@@ -54,7 +54,7 @@ async def test_follow_and_back(make_app, seeded):
 async def test_accept_suggestion_and_unlink(make_app, seeded, settings):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
-        screen = await open_graph(pilot, seeded[2])
+        screen = await open_graph(pilot, seeded[3])
         assert screen.data is not None
         index = next(i for i, n in enumerate(screen.data.neighbours) if n.kind == "similar")
         target = screen.data.neighbours[index].memory.id
@@ -70,7 +70,7 @@ async def test_accept_suggestion_and_unlink(make_app, seeded, settings):
         assert kinds(screen).get(target) != "out"
     engine = open_engine(settings.data_dir)
     try:
-        outgoing, _ = engine.neighbours(seeded[2])
+        outgoing, _ = engine.neighbours(seeded[3])
         assert target not in [m.id for m in outgoing]
     finally:
         engine.close()

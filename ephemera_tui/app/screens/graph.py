@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from ...engine import Engine, Memory
 
 SUGGESTIONS = 5
+SIMILAR_FLOOR = 0.3
+"""Below this similarity a suggestion is noise, however good it is relative to the others."""
+SIMILAR_RELATIVE = 0.8
+"""Suggest only memories at least this fraction as similar as the closest one."""
 KIND_LABEL = {"out": "→ links to    ", "in": "← linked from ", "similar": "≈ suggested   "}
 
 
@@ -47,6 +51,19 @@ class GraphData:
     focus: Memory
     neighbours: list[Neighbour] = field(default_factory=list)
 
+    @property
+    def has_suggestions(self) -> bool:
+        return any(n.kind == "similar" for n in self.neighbours)
+
+
+def worth_suggesting(scores: list[float]) -> int:
+    """How many of these similarities (best first) to suggest: those close to the best one,
+    none if even the best is weak."""
+    if not scores or scores[0] < SIMILAR_FLOOR:
+        return 0
+    cutoff = max(SIMILAR_FLOOR, scores[0] * SIMILAR_RELATIVE)
+    return sum(1 for score in scores if score >= cutoff)
+
 
 def load_graph(engine: Engine, memory_id: int | None) -> GraphData | None:
     """Fetch a memory's links and its closest memories by meaning (not already linked)."""
@@ -59,10 +76,11 @@ def load_graph(engine: Engine, memory_id: int | None) -> GraphData | None:
     outgoing, incoming = engine.neighbours(memory_id)
     linked = {m.id for m in outgoing} | {m.id for m in incoming}
     closest = engine.similar(memory_id, SUGGESTIONS + len(linked))
-    similar = [h for h in closest if h.memory.id not in linked]
+    similar = [h for h in closest if h.memory.id not in linked][:SUGGESTIONS]
+    similar = similar[: worth_suggesting([h.score for h in similar])]
     neighbours = [Neighbour("out", m) for m in outgoing]
     neighbours += [Neighbour("in", m) for m in incoming]
-    neighbours += [Neighbour("similar", h.memory, h.score) for h in similar[:SUGGESTIONS]]
+    neighbours += [Neighbour("similar", h.memory, h.score) for h in similar]
     return GraphData(focus, neighbours)
 
 
@@ -159,25 +177,26 @@ class GraphScreen(JournalScreen):
         body.append_text(meta_line(data.focus, self.now()))
         focus_panel.update(body)
         options = [self._option(n) for n in data.neighbours]
-        listing.set_options(options)
         if not options:
-            listing.add_option(
-                Option(
-                    Text(
-                        "No links yet: press + to link, or capture related memories.", style="dim"
-                    ),
-                    disabled=True,
-                )
+            options.append(
+                Option(Text("No links yet: press + to link one.", style="dim"), disabled=True)
             )
-        elif previous is not None:
-            for index, neighbour in enumerate(data.neighbours):
-                if neighbour.memory.id == previous.memory.id:
-                    listing.highlighted = index
-                    break
-        else:
-            listing.highlighted = 0
+        if not data.has_suggestions:
+            options.append(
+                Option(Text("≈ nothing similar enough to suggest", style="dim"), disabled=True)
+            )
+        listing.set_options(options)
+        if data.neighbours:
+            keep = previous.memory.id if previous is not None else None
+            listing.highlighted = next(
+                (n for n, each in enumerate(data.neighbours) if each.memory.id == keep), 0
+            )
         self._breadcrumb()
         self.refresh_bindings()
+
+    def refresh_times(self) -> None:
+        if self.data is not None:
+            self._loaded(self.data)
 
     def _option(self, neighbour: Neighbour) -> Option:
         head = Text(no_wrap=True, overflow="ellipsis")

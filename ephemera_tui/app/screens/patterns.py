@@ -7,7 +7,10 @@ reads the same without colour.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -93,6 +96,15 @@ def bar_lines(rows: list[tuple[str, int]], label_width: int) -> Callable[[int], 
     return draw
 
 
+def squeeze(values: list[int], width: int) -> tuple[list[int], int]:
+    """``values`` summed in runs of equal length so they fit ``width`` columns, and that
+    length: the whole history always shows, older buckets are never cut off."""
+    if width <= 0 or len(values) <= width:
+        return list(values), 1
+    run = math.ceil(len(values) / width)
+    return [sum(values[i : i + run]) for i in range(0, len(values), run)], run
+
+
 def column_lines(values: list[int], axis: str) -> Callable[[int], list[Text]]:
     """Two rows of eighth-blocks (16 levels) with an axis line under them."""
 
@@ -130,6 +142,7 @@ class PatternsScreen(JournalScreen):
         self.unit = "week"
         self.period = 30
         self.data: Patterns | None = None
+        self.trend_end: float | None = None  # the tag comparison ends here when not now
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="patterns-body"):
@@ -137,6 +150,7 @@ class PatternsScreen(JournalScreen):
             yield ChartPanel("Activity", id="patterns-activity")
             with Horizontal(classes="patterns-row"):
                 with Vertical(classes="patterns-col"):
+                    yield ChartPanel("Top tags, all time", id="patterns-top")
                     yield ChartPanel("Tags", id="patterns-tags")
                     yield ChartPanel("Sources", id="patterns-sources")
                     yield ChartPanel("Importance", id="patterns-importance")
@@ -155,18 +169,27 @@ class PatternsScreen(JournalScreen):
     def reload(self) -> None:
         now, period = self.now(), self.period
 
-        def job(engine: Engine) -> Patterns:
-            from ...engine.analytics import patterns
+        def job(engine: Engine) -> tuple[Patterns, float | None]:
+            from ...engine.analytics import patterns, tag_trends
 
-            return patterns(engine, now=now, period_days=period)
+            found = patterns(engine, now=now, period_days=period)
+            if found.last_at is None or found.last_at >= now - period * 86400:
+                return found, None
+            # Nothing written lately: compare the journal's own last weeks instead of empty ones.
+            end = float(found.last_at + 1)
+            rising, falling, recent, previous = tag_trends(engine, end, period)
+            found = dataclasses.replace(
+                found, rising=rising, falling=falling, recent_count=recent, previous_count=previous
+            )
+            return found, end
 
         engine_call(self, job, self._loaded, group="patterns", title="Patterns")
 
     def panel(self, name: str) -> ChartPanel:
         return self.query_one(f"#patterns-{name}", ChartPanel)
 
-    def _loaded(self, data: Patterns) -> None:
-        self.data = data
+    def _loaded(self, found: tuple[Patterns, float | None]) -> None:
+        self.data, self.trend_end = found
         self._draw()
 
     def _draw(self) -> None:
@@ -181,19 +204,29 @@ class PatternsScreen(JournalScreen):
         def activity(width: int) -> list[Text]:
             if not counts:
                 return [Text("No memories yet.", style="dim"), Text(""), Text("")]
-            shown = counts[-width:]
-            start = series[len(series) - len(shown)][0]
+            shown, run = squeeze(counts, width)
+            each = f"per {unit}" if run == 1 else f"per {run} {unit}s"
             label = (
-                f"per {unit} · peak {max(shown)} · "
-                f"{charts().bucket_label(start, unit, p.utc_offset)} … "
+                f"{each} · peak {max(shown)} · "
+                f"{charts().bucket_label(series[0][0], unit, p.utc_offset)} … "
                 f"{charts().bucket_label(series[-1][0], unit, p.utc_offset)}"
             )
             return column_lines(shown, label)(width)
 
         self.panel("activity").show(activity, 3)
         self.panel("activity").border_title = f"Activity by {unit} (u: change)"
+        top = p.top_tags[:8]
+        self.panel("top").show(bar_lines(top, 12), len(top) or 1)
         self.panel("tags").show(self._trends(p), max(1, len(p.rising[:5]) + len(p.falling[:5])))
-        self.panel("tags").border_title = f"Tags: last {p.period_days} days vs before (p)"
+        if self.trend_end is None:
+            self.panel("tags").border_title = f"Tags: last {p.period_days} days vs before (p)"
+        else:
+            until = datetime.fromtimestamp(self.trend_end - 1)
+            self.panel(
+                "tags"
+            ).border_title = (
+                f"Tags: {p.period_days} days to {until.day} {until:%b %Y} vs before (p)"
+            )
         sources = p.sources[:8]
         self.panel("sources").show(bar_lines(sources, 10), len(sources) or 1)
         self.panel("importance").show(bar_lines(p.importance, 7), len(p.importance))
@@ -217,7 +250,8 @@ class PatternsScreen(JournalScreen):
             one.append(f" · {p.per_active_day} per active day")
             two = Text(no_wrap=True, overflow="ellipsis")
             change = p.recent_count - p.previous_count
-            two.append(f"last {p.period_days} days: {p.recent_count} ({change:+d})")
+            span = "last" if self.trend_end is None else "newest"
+            two.append(f"{span} {p.period_days} days: {p.recent_count} ({change:+d})")
             two.append(f" · streak {p.current_streak} (longest {p.longest_streak})")
             if p.busiest_weekday:
                 two.append(f" · busiest {p.busiest_weekday}")

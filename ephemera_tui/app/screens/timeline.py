@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer
 
-from ..queries import on_this_day
+from ..queries import index_of, on_this_day
 from ..widgets.histogram import Histogram
 from ..widgets.lines import PAGE_SIZE, MemoryLines, Page
 from ..widgets.status import StatusLine
@@ -33,6 +33,7 @@ class TimelineData:
     total: int
     buckets: list[tuple[int, int]]
     unit: str
+    cursor: int | None = None  # where the memory to keep highlighted is now
 
 
 class TimelineScreen(JournalScreen):
@@ -40,12 +41,20 @@ class TimelineScreen(JournalScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.mode('search')", "Search", show=False, id="timeline.back"),
-        Binding("left,h", "period(-1)", "Earlier", show=False, id="timeline.earlier"),
-        Binding("right,l", "period(1)", "Later", show=False, id="timeline.later"),
+        # Priority: the list (a scroll view) would take ←/→ to scroll sideways.
+        Binding(
+            "left,h", "period(-1)", "Earlier", show=False, priority=True, id="timeline.earlier"
+        ),
+        Binding("right,l", "period(1)", "Later", show=False, priority=True, id="timeline.later"),
+        Binding(
+            "left_square_bracket", "leap(-1)", "Much earlier", show=False, id="timeline.leap_back"
+        ),
+        Binding("right_square_bracket", "leap(1)", "Much later", show=False, id="timeline.leap_on"),
+        Binding("enter", "read", "Read", id="timeline.read"),
         Binding("u", "cycle_unit", "Group", id="timeline.unit"),
         Binding("t", "jump_to_date", "Go to", id="timeline.jump"),
         Binding("o", "on_this_day", "This day", id="timeline.on_this_day"),
-        Binding("enter", "open_graph", "Links", id="timeline.graph"),
+        Binding("L", "open_graph", "Links", show=False, id="timeline.graph"),
         Binding("e", "edit", "Edit", id="timeline.edit"),
         Binding("d", "delete", "Delete", show=False, id="timeline.delete"),
     ]
@@ -55,7 +64,7 @@ class TimelineScreen(JournalScreen):
         self.unit = "day"
 
     def compose(self) -> ComposeResult:
-        yield Histogram(id="histogram")
+        yield Histogram(id="histogram", now=self.now)
         yield MemoryLines(self.now, id="lines")
         yield StatusLine("Timeline")
         yield Footer(compact=True)
@@ -82,16 +91,20 @@ class TimelineScreen(JournalScreen):
 
     def reload(self) -> None:
         unit = self.unit
+        # Keep the highlight on the memory it was on (or on the one just saved), not on the
+        # row number: a memory arriving at the top would otherwise slide another under it.
+        keep = self.take_followed() or self.lines.current
 
         def job(engine: Engine) -> TimelineData:
-            return TimelineData(engine.count(), engine.activity(unit), unit)
+            cursor = index_of(engine, keep) if keep is not None else None
+            return TimelineData(engine.count(), engine.activity(unit), unit, cursor)
 
         engine_call(self, job, self._loaded, group="timeline")
 
     def _loaded(self, data: TimelineData) -> None:
         self.unit = data.unit
         self.histogram.set_buckets(data.buckets, data.unit)
-        self.lines.reset(data.total, data.unit)
+        self.lines.reset(data.total, data.unit, cursor=data.cursor)
         self.lines.border_title = f"Timeline · by {data.unit}"
         current = self.lines.current
         if current is not None:
@@ -111,8 +124,16 @@ class TimelineScreen(JournalScreen):
             self.histogram.selected = self.histogram.index_of(event.memory.created_at)
 
     def action_period(self, delta: int) -> None:
-        """Select an earlier or later period in the histogram and jump the list to it."""
-        self.histogram.move(delta)
+        """Jump to the previous or next period that has memories."""
+        if self.histogram.step_busy(delta):
+            self._jump_to_selected()
+
+    def action_leap(self, delta: int) -> None:
+        """Jump further: a month of days, a quarter of weeks, a year of months."""
+        if self.histogram.leap(delta):
+            self._jump_to_selected()
+
+    def _jump_to_selected(self) -> None:
         span = self.histogram.span
         if span is not None:
             self._jump_to_time(span[1] - 1)
@@ -184,6 +205,12 @@ class TimelineScreen(JournalScreen):
         )
         if chosen is not None:
             self.journal.show_in_graph(chosen)
+
+    def action_read(self) -> None:
+        """Read the highlighted memory in full."""
+        memory = self.lines.current
+        if memory is not None:
+            self.journal.read_memory(memory)
 
     def action_open_graph(self) -> None:
         """Open the highlighted memory in the association graph."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from .lines import group_label
+from ..format import period_label
 
 LEVELS = " ▁▂▃▄▅▆▇█"
 
@@ -50,10 +51,16 @@ class Histogram(Widget):
     selected: reactive[int] = reactive(0)
     """Index of the selected bucket."""
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    def __init__(
+        self,
+        *,
+        id: str | None = None,  # noqa: A002 - Textual's name
+        now: Callable[[], float] | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.buckets: list[tuple[int, int]] = []
         self.unit = "day"
+        self._now = now or time.time
 
     def set_buckets(self, buckets: Sequence[tuple[int, int]], unit: str) -> None:
         """Show these (start, count) buckets, gaps filled, selecting the newest."""
@@ -80,6 +87,55 @@ class Histogram(Widget):
         if self.buckets:
             self.selected = max(0, min(len(self.buckets) - 1, self.selected + delta))
 
+    def busy_from(self, index: int, direction: int) -> int | None:
+        """The first bucket with memories from ``index`` on (inclusive), going ``direction``
+        (-1 earlier, 1 later); None when there is none that way."""
+        step = -1 if direction < 0 else 1
+        while 0 <= index < len(self.buckets):
+            if self.buckets[index][1]:
+                return index
+            index += step
+        return None
+
+    def step_busy(self, direction: int) -> bool:
+        """Select the previous (-1) or next (1) bucket that has memories; False at the end."""
+        found = self.busy_from(self.selected + (-1 if direction < 0 else 1), direction)
+        if found is None:
+            return False
+        self.selected = found
+        return True
+
+    def leap(self, direction: int) -> bool:
+        """Select the busy bucket a larger step away (a month of days, a quarter of weeks, a
+        year of months), or the furthest busy one that way if the step overshoots."""
+        if not self.buckets:
+            return False
+        start = datetime.fromtimestamp(self.buckets[self.selected][0])
+        months = {"day": 1, "week": 3, "month": 12}.get(self.unit, 1) * (1 if direction > 0 else -1)
+        month = start.month - 1 + months
+        day = min(start.day, 28)
+        target = start.replace(year=start.year + month // 12, month=month % 12 + 1, day=day)
+        index = self.index_of(int(target.timestamp()))
+        if direction > 0 and int(target.timestamp()) > self.buckets[-1][0]:
+            index = len(self.buckets) - 1
+        found = self.busy_from(index, direction) or self.busy_from(index, -direction)
+        if found is None or found == self.selected:
+            return self.step_busy(direction)
+        self.selected = found
+        return True
+
+    def first_busy(self) -> None:
+        """Select the oldest bucket with memories."""
+        found = self.busy_from(0, 1)
+        if found is not None:
+            self.selected = found
+
+    def last_busy(self) -> None:
+        """Select the newest bucket with memories."""
+        found = self.busy_from(len(self.buckets) - 1, -1)
+        if found is not None:
+            self.selected = found
+
     def render(self) -> Text:
         width = max(1, self.content_region.width)
         if not self.buckets:
@@ -98,7 +154,7 @@ class Histogram(Widget):
         start, count = self.buckets[self.selected]
         title = Text(no_wrap=True, overflow="ellipsis")
         title.append(f"by {self.unit}: ", style="bold")
-        title.append(f"{group_label(start, self.unit)} {datetime.fromtimestamp(start):%Y}")
+        title.append(period_label(start, self.unit, self._now()))
         title.append(f" · {count} {'memory' if count == 1 else 'memories'}")
-        title.append("   ←/→ period · enter jump", style="dim")
+        title.append("   ←/→ busy period · [ ] further", style="dim")
         return Text("\n").join([title, top, bottom, caret])

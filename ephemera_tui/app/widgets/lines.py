@@ -21,34 +21,24 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from ..format import one_line
+from ..format import one_line, period_key, period_label
 
 if TYPE_CHECKING:
     from ...engine import Memory
 
 PAGE_SIZE = 100
-GUTTER = 12
+GUTTERS = {"day": 16, "week": 18, "month": 15}
+"""Width of the group label column per grouping: 'Wed 01 Dec 2022', '27 Nov–3 Dec 2022'."""
 
 
-def group_label(when: int, unit: str) -> str:
-    """The label of the day, week or month a moment falls in."""
-    moment = datetime.fromtimestamp(when)
-    if unit == "month":
-        return moment.strftime("%b %Y")
-    if unit == "week":
-        year, week, _ = moment.isocalendar()
-        return f"{year} wk{week:02d}"
-    return moment.strftime("%a %d %b")
+def group_label(when: float, unit: str, now: float) -> str:
+    """The label of the day, week or month a moment falls in (year only if not this one)."""
+    return period_label(when, unit, now)
 
 
-def group_key(when: int, unit: str) -> tuple[int, ...]:
+def group_key(when: float, unit: str) -> tuple[int, ...]:
     """A key equal for two moments in the same group."""
-    moment = datetime.fromtimestamp(when)
-    if unit == "month":
-        return (moment.year, moment.month)
-    if unit == "week":
-        return tuple(moment.isocalendar()[:2])
-    return (moment.year, moment.month, moment.day)
+    return period_key(when, unit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +56,7 @@ class MemoryLines(ScrollView, can_focus=True):
     HELP_TITLE = "In the list"
 
     DEFAULT_CSS = """
-    MemoryLines { height: 1fr; }
+    MemoryLines { height: 1fr; overflow-x: hidden; }
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -106,15 +96,17 @@ class MemoryLines(ScrollView, can_focus=True):
         self._pages: dict[int, Sequence[Memory]] = {}
         self._wanted: set[int] = set()
 
-    def reset(self, total: int, unit: str | None = None) -> None:
-        """Start over with ``total`` rows (the data changed); pages are fetched again."""
+    def reset(self, total: int, unit: str | None = None, cursor: int | None = None) -> None:
+        """Start over with ``total`` rows (the data changed); pages are fetched again.
+        ``cursor`` puts the highlight on that row (where the memory it was on moved to)."""
         self.generation += 1
         self.total = total
         self.unit = unit or self.unit
         self._pages.clear()
         self._wanted.clear()
-        self.virtual_size = Size(self.size.width, total)
-        self.cursor = min(self.cursor, max(0, total - 1))
+        self.virtual_size = Size(0, total)
+        wanted = self.cursor if cursor is None else cursor
+        self.cursor = min(max(0, wanted), max(0, total - 1))
         self.refresh()
 
     def add_page(self, page: Page) -> None:
@@ -154,25 +146,28 @@ class MemoryLines(ScrollView, can_focus=True):
                 text = Text(" No memories yet. Press ctrl+n to capture one.", style="dim")
                 return self._strip(text, width, style)
             return Strip.blank(width, style)
+        gutter = GUTTERS.get(self.unit, 16)
         memory = self.memory_at(index)
         if memory is None:
-            return self._strip(Text(" " * GUTTER + "│ …", style="dim"), width, style)
+            return self._strip(Text(" " * gutter + "│ …", style="dim"), width, style)
         previous = self.memory_at(index - 1) if index else None
         new_group = previous is None or group_key(previous.created_at, self.unit) != group_key(
             memory.created_at, self.unit
         )
-        label = group_label(memory.created_at, self.unit) if new_group else ""
+        # The top row always names its group, so a group scrolled halfway is never unlabelled.
+        labelled = new_group or y == 0
+        label = group_label(memory.created_at, self.unit, self._now()) if labelled else ""
         moment = datetime.fromtimestamp(memory.created_at)
-        clock = moment.strftime("%H:%M") if self.unit == "day" else moment.strftime("%d %b")
+        clock = moment.strftime("%H:%M") if self.unit == "day" else moment.strftime("%a %d")
         line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(f"{label:<{GUTTER}}", style="bold")
+        line.append(f"{label:<{gutter}}", style="bold" if new_group else "dim")
         line.append("│ ", style="dim")
         line.append(f"{clock:<6} ", style="dim")
         line.append(one_line(memory.content))
         tail = f"  {one_line(memory.source)}"
         room = width - len(tail)
         if line.cell_len > room:
-            line.truncate(max(room, GUTTER + 10), overflow="ellipsis")
+            line.truncate(max(room, gutter + 10), overflow="ellipsis")
         else:
             line.pad_right(room - line.cell_len)
         line.append(tail, style="dim")

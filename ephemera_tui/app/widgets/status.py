@@ -6,6 +6,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from ..format import short_notice
+
 
 class StatusLine(Static):
     """One line at the bottom of every screen, mirroring the App's reactives."""
@@ -45,7 +47,7 @@ class StatusLine(Static):
         else:
             line.append(" · all synced")
         if self.vector_state:
-            line.append(f" · keyword only: {self.vector_state}")
+            line.append(" · " + short_notice(f"keyword only: {self.vector_state}"))
         width = self.content_region.width
         if self.mode_title and width:
             line.truncate(max(0, width - len(self.mode_title) - 2), overflow="ellipsis")
