@@ -16,6 +16,7 @@ from ..engine.config import Settings, load_settings
 from ..engine.errors import EphemeraError
 
 if TYPE_CHECKING:
+    from ..engine.api import Journal
     from ..engine.core import Engine
 
 T = TypeVar("T")
@@ -86,6 +87,31 @@ def engine_session(ctx: typer.Context) -> Iterator[Engine]:
     finally:
         if engine is not None:
             engine.close()
+
+
+@contextmanager
+def journal_session(ctx: typer.Context) -> Iterator[Journal]:
+    """The journal for one command: the resident engine serving this data dir when one
+    answers (full hybrid search, no model to load), else the engine in-process."""
+    found = settings(ctx)
+    client = None
+    if found.service != "off":
+        from ..service.client import find_service
+
+        client = guarded(
+            lambda: find_service(found.data_dir, url=found.service_url, token=found.service_token)
+        )
+    if client is None:
+        with engine_session(ctx) as engine:
+            yield engine
+        return
+    try:
+        yield client
+    except EphemeraError as exc:
+        _debug_cause(exc)
+        fail(str(exc))
+    finally:
+        client.close()
 
 
 def _debug_cause(exc: BaseException) -> None:

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from .commands import maintenance, meili, memories, ops, report, search, transfer
+from .commands import maintenance, meili, memories, ops, report, search, service, transfer
 from .context import CliContext, guarded
 
 app = typer.Typer(
@@ -65,7 +65,7 @@ def main_callback(
         run_app(settings)
 
 
-for module in (memories, search, transfer, maintenance, ops, report, meili):
+for module in (memories, search, transfer, maintenance, ops, report, meili, service):
     module.register(app)
 
 

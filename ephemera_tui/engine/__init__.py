@@ -14,8 +14,8 @@ _WHERE = {
     "Settings": "config",
     "load_settings": "config",
     "Engine": "core",
-    "ImportReport": "core",
-    "SyncReport": "sync.outbox",
+    "ImportReport": "domain",
+    "SyncReport": "domain",
     "open_engine": "compose",
     "EngineStats": "domain",
     "CheckReport": "domain",
@@ -69,8 +69,17 @@ def __getattr__(name: str) -> Any:
 if TYPE_CHECKING:
     from .compose import open_engine
     from .config import Settings, load_settings
-    from .core import Engine, ImportReport
-    from .domain import CheckReport, Draft, EngineStats, Hit, Memory, SearchResult
+    from .core import Engine
+    from .domain import (
+        CheckReport,
+        Draft,
+        EngineStats,
+        Hit,
+        ImportReport,
+        Memory,
+        SearchResult,
+        SyncReport,
+    )
     from .errors import (
         ConfigError,
         DatabaseError,
@@ -81,4 +90,3 @@ if TYPE_CHECKING:
         VectorStoreError,
     )
     from .filters import SearchFilter
-    from .sync.outbox import SyncReport

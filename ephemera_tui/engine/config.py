@@ -85,6 +85,13 @@ class Settings:
     """App key remapping: action id -> keys (the ``[keys]`` table)."""
     theme: str | None = None
     """The app's theme name."""
+    service: str = "auto"
+    """``auto``: use a running resident engine for this data dir when one answers (and let
+    the app serve other processes); ``off``: always work in-process."""
+    service_url: str | None = None
+    """A resident engine over TCP (``http://HOST:PORT``) instead of the data dir's socket."""
+    service_token: str | None = None
+    """The bearer token a TCP service requires (and ``ephemera serve --listen`` demands)."""
     meilisearch: Mapping[str, Any] = field(default_factory=dict)
     """The raw ``[migration.meilisearch]`` table (checked by the migration package)."""
     config_path: Path | None = None
@@ -141,7 +148,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "sync_interval": (0.05, 86_400.0),
     "backup_every_hours": (0.0, 24.0 * 3650),
 }
-_CHOICES = {"fusion": ("score", "rrf")}
+_CHOICES = {"fusion": ("score", "rrf"), "service": ("auto", "off")}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:

@@ -15,13 +15,22 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from .config import Settings
-from .domain import CacheStats, CheckReport, Draft, EngineStats, Hit, Memory, SearchResult
+from .domain import (
+    CacheStats,
+    Change,
+    CheckReport,
+    Draft,
+    EngineStats,
+    Hit,
+    ImportReport,
+    Memory,
+    SearchResult,
+)
 from .embedder import CachedEmbedder, load_embedder
 from .errors import EphemeraError, NotFoundError, VectorStoreError
 from .filters import SearchFilter
@@ -47,21 +56,6 @@ class SearchRouter(Protocol):
     def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
         """Answer one search."""
         ...
-
-
-@dataclass(slots=True)
-class ImportReport:
-    """What a bulk import did, line by line."""
-
-    imported: int = 0
-    updated: int = 0
-    skipped: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    ids: list[int] = field(default_factory=list)
-
-    def skip(self, reason: str) -> None:
-        self.skipped += 1
-        self.reasons[reason] = self.reasons.get(reason, 0) + 1
 
 
 class Engine:
@@ -219,15 +213,21 @@ class Engine:
         return memory
 
     @instrumented("update")
-    def update(self, memory_id: int, draft: Draft) -> Memory:
-        memory = self.store.update(memory_id, draft)
+    def update(
+        self, memory_id: int, draft: Draft, *, expected_revision: int | None = None
+    ) -> Memory:
+        """Replace a memory's fields. With ``expected_revision`` (the revision the edit started
+        from) a memory changed meanwhile by anyone is refused with ConflictError."""
+        memory = self.store.update(memory_id, draft, expected_revision)
         self.outbox.push([memory_id])
         self._notify("update", memory)
         return memory
 
     @instrumented("delete")
-    def delete(self, memory_id: int) -> Memory:
-        memory = self.store.delete(memory_id)
+    def delete(self, memory_id: int, *, expected_revision: int | None = None) -> Memory:
+        """Delete a memory (and the links pointing at it); ``expected_revision`` as for
+        :meth:`update`."""
+        memory = self.store.delete(memory_id, expected_revision)
         self.outbox.push([memory_id])
         self._notify("delete", memory)
         return memory
@@ -363,6 +363,14 @@ class Engine:
 
     def count(self, flt: SearchFilter | None = None) -> int:
         return self.store.count(flt)
+
+    def changes(self, after_seq: int, limit: int = 500) -> list[Change]:
+        """What was written since feed position ``after_seq``, oldest first (by any process)."""
+        return self.store.changes(after_seq, limit)
+
+    def latest_seq(self) -> int:
+        """The change feed's newest position (cheap: one indexed read)."""
+        return self.store.latest_seq()
 
     def pending(self) -> int:
         return self.store.pending_count()

@@ -31,6 +31,7 @@ class Memory:
     tags: tuple[str, ...] = ()
     notes: str | None = None
     associations: tuple[int, ...] = ()
+    revision: int = 1  # counts its edits; an edit names the revision it started from
 
     @property
     def content_hash(self) -> str:
@@ -51,7 +52,9 @@ class Memory:
         }
 
 
-MEMORY_FIELDS: tuple[str, ...] = tuple(Memory.__dataclass_fields__)  # the seed's columns, in order
+MEMORY_FIELDS: tuple[str, ...] = tuple(
+    name for name in Memory.__dataclass_fields__ if name != "revision"
+)  # the seed's columns, in order
 
 
 def content_hash(content: str) -> str:
@@ -251,3 +254,40 @@ class EngineStats:
         from dataclasses import asdict
 
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of the change feed."""
+
+    seq: int
+    memory_id: int | None
+    op: str  # add, update, delete, link, restore, reembed
+    revision: int | None
+    at_ms: int
+
+
+@dataclass(slots=True)
+class SyncReport:
+    """What one outbox drain did."""
+
+    upserted: int = 0
+    deleted: int = 0
+    failed: int = 0
+    remaining: int = 0
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ImportReport:
+    """What a bulk import did, line by line."""
+
+    imported: int = 0
+    updated: int = 0
+    skipped: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+
+    def skip(self, reason: str) -> None:
+        self.skipped += 1
+        self.reasons[reason] = self.reasons.get(reason, 0) + 1

@@ -38,3 +38,13 @@ class VectorStoreError(EphemeraError):
 
 class ConfigError(EphemeraError):
     """A configuration file, variable or flag has a bad value."""
+
+
+class ConflictError(EphemeraError):
+    """An edit or delete named a revision that is no longer the memory's latest: someone
+    else changed it meanwhile. ``current`` is the memory as it is now (a
+    :class:`~ephemera_tui.engine.domain.Memory`), so the caller can show both versions."""
+
+    def __init__(self, message: str, current: object) -> None:
+        super().__init__(message)
+        self.current = current

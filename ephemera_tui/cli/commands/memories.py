@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..context import engine_session, fail, guarded, notice
+from ..context import fail, guarded, journal_session, notice
 from ..output import printable
 
 
@@ -70,7 +70,7 @@ def add(
             associations=tuple(link or ()),
         )
     )
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         for target in draft.associations:
             engine.get(target)
         memory = engine.add(draft)
@@ -87,7 +87,7 @@ def show(
     """Show one memory in full, with its links."""
     from datetime import datetime
 
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         if as_json:
             typer.echo(json.dumps(memory.to_dict(), ensure_ascii=False))
@@ -128,7 +128,7 @@ def edit(
     """Change a memory. With no options, open it in $EDITOR."""
     from ...engine.domain import Draft
 
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         draft = Draft.from_memory(memory)
         changes: dict[str, Any] = {}
@@ -197,7 +197,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask.")] = False,
 ) -> None:
     """Delete a memory (and links pointing at it)."""
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         if not yes and sys.stdin.isatty():
             snippet = " ".join(memory.content.split())[:60]
@@ -214,7 +214,7 @@ def link(
     remove: Annotated[bool, typer.Option("--remove", help="Unlink instead.")] = False,
 ) -> None:
     """Link two memories (or unlink with --remove)."""
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         if remove:
             engine.unlink(source_id, target_id)
             typer.echo(f"unlinked {source_id} {target_id}")

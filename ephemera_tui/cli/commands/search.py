@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ...engine.errors import EphemeraError
-from ..context import engine_session, fail, notice
+from ..context import fail, journal_session, notice
 from ..output import printable
 
 if TYPE_CHECKING:
@@ -53,21 +53,15 @@ def search(
         fail("give a QUERY or --queries FILE")
     if limit < 1:
         fail("--limit must be at least 1")
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         if queries is not None:
             _search_file(engine, queries, limit)
             return
         assert query is not None
         result = engine.search(query, limit=limit)
-        for message in _notices(engine, query, result.notices):
+        for message in result.notices:  # a filter left out is among them; the rest still ran
             notice(message)
         _print_hits(result, as_json)
-
-
-def _notices(engine: Engine, query: str, notices: tuple[str, ...]) -> list[str]:
-    """The search's notices and the query's problems (each once): the parts of a query that
-    were left out are said, and the rest of it still ran."""
-    return list(dict.fromkeys([*notices, *engine.parse(query).problems]))
 
 
 def _search_file(engine: Engine, path: Path, limit: int) -> None:

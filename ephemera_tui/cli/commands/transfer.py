@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ..context import engine_session, fail, guarded, notice
+from ..context import engine_session, fail, guarded, journal_session, notice
 from ..output import plural, progress
 
 
@@ -36,7 +36,7 @@ def import_(
     now = time.time()
     errors: list[str] = []
     total = None if skip_bad else _check_all(file, now)
-    with engine_session(ctx) as engine:
+    with journal_session(ctx) as engine:
         rows = jsonl.read_jsonl(file, now, skip_bad=skip_bad, errors=errors)
         with progress(total, "importing") as advance:
             report = engine.import_drafts(rows, batch_size=batch_size, progress=advance)

@@ -44,7 +44,7 @@ from sqlalchemy.engine import make_url
 from ..domain import MEMORY_FIELDS
 from ..errors import EphemeraError, VectorStoreError
 from ..files import sha256_file
-from ..store import FRAGMENTS, META, OUTBOX, TAGS
+from ..store import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
 from ..vectors import COLLECTION, VectorStore
 
 if TYPE_CHECKING:
@@ -505,6 +505,7 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
                 conn.execute(insert(_table(name)), pending)
         conn.execute(META.delete().where(META.c.key == "vector_model"))
         conn.execute(insert(META).values(key="vector_model", value=engine.embedder.name))
+        conn.execute(insert(CHANGES).values(op="restore", at=int(engine.clock() * 1000)))
     info = manifest.get("vectors")
     if info is None:
         report.notes.append("the set has no vector snapshot: re-embedding every memory")

@@ -10,18 +10,21 @@ outbox, meta keys and leases.
 - :mod:`.meta` is the registry of meta keys and the lease.
 """
 
+from ..domain import Change
 from .connection import describe_url, make_sql_engine, migrate
 from .keyword import STOPWORDS
 from .meta import Lease, MetaKey
 from .sql import IdAllocator, OutboxItem, SqlStore
-from .tables import FRAGMENTS, META, OUTBOX, TAGS
+from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
 
 __all__ = [
+    "CHANGES",
     "FRAGMENTS",
     "META",
     "OUTBOX",
     "STOPWORDS",
     "TAGS",
+    "Change",
     "IdAllocator",
     "Lease",
     "MetaKey",

@@ -20,13 +20,13 @@ from typing import Any
 from sqlalchemy import Connection, Text, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from ..domain import Draft, Memory, content_hash
-from ..errors import DatabaseError, NotFoundError
+from ..domain import Change, Draft, Memory, content_hash
+from ..errors import ConflictError, DatabaseError, NotFoundError
 from ..filters import SearchFilter
 from .conditions import filter_conditions
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
 from .keyword import mysql_keyword, sqlite_keyword
-from .tables import FRAGMENTS, META, OUTBOX, TAGS
+from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,7 @@ def _row_to_memory(row: Any) -> Memory:
         tags=tuple(row.tags or ()),
         notes=row.notes,
         associations=tuple(int(a) for a in (row.associations or ())),
+        revision=int(getattr(row, "revision", 1) or 1),
     )
 
 
@@ -184,6 +185,7 @@ class SqlStore:
                     self._enqueue(
                         conn, [(r["id"], "upsert", content_hash(r["content"])) for r in rows]
                     )
+                    self._record(conn, [(r["id"], "add", 1) for r in rows])
                 return [_row_to_memory(_Row(r)) for r in rows]
             except DatabaseError as exc:
                 if exc.retryable:
@@ -200,12 +202,13 @@ class SqlStore:
                     floor = self._max_id(conn) + 1 + attempt
         raise DatabaseError("could not write the memories after 20 attempts (ids or locks in use)")
 
-    def update(self, memory_id: int, draft: Draft) -> Memory:
+    def update(self, memory_id: int, draft: Draft, expected_revision: int | None = None) -> Memory:
+        """Replace a memory's fields. With ``expected_revision`` (the revision the edit
+        started from), refuse with :class:`ConflictError` if someone changed it since."""
         with self.write() as conn:
-            found = conn.execute(select(FRAGMENTS.c.id).where(FRAGMENTS.c.id == memory_id)).first()
-            if found is None:
-                raise NotFoundError(f"no memory with id {memory_id}")
+            current = self._current(conn, memory_id, expected_revision, "edit")
             row = self._fragment_row(memory_id, draft)
+            row["revision"] = current.revision + 1
             conn.execute(update(FRAGMENTS).where(FRAGMENTS.c.id == memory_id).values(**row))
             conn.execute(delete(TAGS).where(TAGS.c.memory_id == memory_id))
             if row["tags"]:
@@ -213,23 +216,89 @@ class SqlStore:
                     insert(TAGS), [{"memory_id": memory_id, "tag": t} for t in row["tags"]]
                 )
             self._enqueue(conn, [(memory_id, "upsert", content_hash(row["content"]))])
+            self._record(conn, [(memory_id, "update", row["revision"])])
         return _row_to_memory(_Row(row))
 
-    def delete(self, memory_id: int) -> Memory:
-        """Delete a memory, its tags and every link pointing at it; queue the vector delete."""
+    def _current(
+        self, conn: Connection, memory_id: int, expected: int | None, doing: str
+    ) -> Memory:
+        """The memory as stored, locked for this transaction; NotFoundError if it is gone,
+        ConflictError if ``expected`` is given and is not its revision."""
+        query = select(FRAGMENTS).where(FRAGMENTS.c.id == memory_id)
+        if self.is_mysql:
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        if row is None:
+            raise NotFoundError(f"no memory with id {memory_id}")
+        memory = _row_to_memory(row)
+        if expected is not None and memory.revision != expected:
+            raise ConflictError(
+                f"memory {memory_id} was changed elsewhere (revision {memory.revision}, your "
+                f"{doing} started from {expected}); nothing was saved",
+                memory,
+            )
+        return memory
+
+    def _record(
+        self, conn: Connection, changes: Sequence[tuple[int | None, str, int | None]]
+    ) -> None:
+        """Append to the change feed, in the caller's transaction."""
+        if changes:
+            now = self._now_ms()
+            conn.execute(
+                insert(CHANGES),
+                [{"memory_id": m, "op": op, "revision": r, "at": now} for m, op, r in changes],
+            )
+
+    def record_change(self, op: str, memory_id: int | None = None) -> None:
+        """Record a journal-wide change (a restore, a re-embed switch) in the feed."""
         with self.write() as conn:
-            row = conn.execute(select(FRAGMENTS).where(FRAGMENTS.c.id == memory_id)).first()
-            if row is None:
-                raise NotFoundError(f"no memory with id {memory_id}")
-            memory = _row_to_memory(row)
+            self._record(conn, [(memory_id, op, None)])
+
+    def changes(self, after_seq: int, limit: int = 500) -> list[Change]:
+        """Feed entries with a sequence number above ``after_seq``, oldest first."""
+        with self.read() as conn:
+            rows = conn.execute(
+                select(CHANGES)
+                .where(CHANGES.c.seq > after_seq)
+                .order_by(CHANGES.c.seq)
+                .limit(limit)
+            ).all()
+        return [
+            Change(
+                int(r.seq),
+                None if r.memory_id is None else int(r.memory_id),
+                r.op,
+                None if r.revision is None else int(r.revision),
+                int(r.at),
+            )
+            for r in rows
+        ]
+
+    def latest_seq(self) -> int:
+        """The newest sequence number of the change feed (0 before the first write): one
+        indexed read, cheap enough to poll."""
+        with self.read() as conn:
+            return int(conn.execute(select(func.max(CHANGES.c.seq))).scalar() or 0)
+
+    def delete(self, memory_id: int, expected_revision: int | None = None) -> Memory:
+        """Delete a memory, its tags and every link pointing at it; queue the vector delete.
+        With ``expected_revision``, refuse (ConflictError) if it changed since."""
+        with self.write() as conn:
+            memory = self._current(conn, memory_id, expected_revision, "delete")
+            changed: list[tuple[int | None, str, int | None]] = []
             for other in self._linking(conn, memory_id):
                 assoc = [a for a in (other.associations or []) if int(a) != memory_id]
                 conn.execute(
-                    update(FRAGMENTS).where(FRAGMENTS.c.id == other.id).values(associations=assoc)
+                    update(FRAGMENTS)
+                    .where(FRAGMENTS.c.id == other.id)
+                    .values(associations=assoc, revision=FRAGMENTS.c.revision + 1)
                 )
+                changed.append((int(other.id), "link", None))
             conn.execute(delete(TAGS).where(TAGS.c.memory_id == memory_id))
             conn.execute(delete(FRAGMENTS).where(FRAGMENTS.c.id == memory_id))
             self._enqueue(conn, [(memory_id, "delete", None)])
+            self._record(conn, [(memory_id, "delete", memory.revision + 1), *changed])
         return memory
 
     def _linking(self, conn: Connection, memory_id: int) -> list[Any]:
@@ -245,15 +314,14 @@ class SqlStore:
     def set_associations(self, memory_id: int, associations: Sequence[int]) -> Memory:
         """Replace one memory's links (metadata only: no re-embedding needed)."""
         with self.write() as conn:
-            row = conn.execute(select(FRAGMENTS).where(FRAGMENTS.c.id == memory_id)).first()
-            if row is None:
-                raise NotFoundError(f"no memory with id {memory_id}")
+            current = self._current(conn, memory_id, None, "link")
             conn.execute(
                 update(FRAGMENTS)
                 .where(FRAGMENTS.c.id == memory_id)
-                .values(associations=list(associations))
+                .values(associations=list(associations), revision=current.revision + 1)
             )
-        return replace(_row_to_memory(row), associations=tuple(associations))
+            self._record(conn, [(memory_id, "link", current.revision + 1)])
+        return replace(current, associations=tuple(associations), revision=current.revision + 1)
 
     def requeue(self, ids: Sequence[int], op: str = "upsert") -> None:
         """Put memories back in the outbox (used by repair and re-embedding)."""

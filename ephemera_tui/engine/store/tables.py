@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from sqlalchemy import JSON, BigInteger, Column, Index, Integer, SmallInteger, String, Text
-from sqlalchemy.dialects.mysql import TINYINT
+from sqlalchemy.dialects.mysql import MEDIUMTEXT, TINYINT
 from sqlmodel import Field, SQLModel
 
 # TINYINT UNSIGNED on MySQL (as the seed says); SMALLINT elsewhere. Range checked in the domain.
 Byte = SmallInteger().with_variant(TINYINT(unsigned=True), "mysql", "mariadb")
+# MEDIUMTEXT on MySQL (TEXT stops at 64 KB); SQLite's TEXT has no such limit.
+LongText = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
 
 
 class MemoryFragment(SQLModel, table=True):
@@ -23,14 +25,17 @@ class MemoryFragment(SQLModel, table=True):
     )
 
     id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    content: str = Field(sa_column=Column(Text, nullable=False))
+    content: str = Field(sa_column=Column(LongText, nullable=False))
     created_at: int = Field(sa_column=Column(BigInteger, nullable=False))
     source: str = Field(sa_column=Column(String(50), nullable=False))
     importance: int | None = Field(default=None, sa_column=Column(Byte, nullable=True))
     confidence: int | None = Field(default=None, sa_column=Column(Byte, nullable=True))
     tags: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-    notes: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    notes: str | None = Field(default=None, sa_column=Column(LongText, nullable=True))
     associations: list[int] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    revision: int = Field(
+        default=1, sa_column=Column(BigInteger, nullable=False, server_default="1")
+    )
 
 
 class MemoryTag(SQLModel, table=True):
@@ -68,6 +73,29 @@ class VectorOutbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class MemoryChange(SQLModel, table=True):
+    """One write, recorded in the write's own transaction: the change feed.
+
+    ``seq`` only grows; ``op`` is add, update, delete, link, restore or reembed (the last two
+    concern the whole journal: ``memory_id`` is NULL)."""
+
+    __tablename__ = "memory_changes"
+    __table_args__ = (
+        {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB", "sqlite_autoincrement": True},
+    )
+
+    seq: int | None = Field(
+        default=None,
+        sa_column=Column(
+            BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+    )
+    memory_id: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    op: str = Field(sa_column=Column(String(16), nullable=False))
+    revision: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    at: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
 class Meta(SQLModel, table=True):
     """Small key/value facts: vector model in use, last check, last backup, worker leases."""
 
@@ -83,3 +111,4 @@ FRAGMENTS = MemoryFragment.__table__  # type: ignore[attr-defined]
 TAGS = MemoryTag.__table__  # type: ignore[attr-defined]
 OUTBOX = VectorOutbox.__table__  # type: ignore[attr-defined]
 META = Meta.__table__  # type: ignore[attr-defined]
+CHANGES = MemoryChange.__table__  # type: ignore[attr-defined]

@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..domain import Memory
+from ..domain import Memory, SyncReport
 from ..errors import EmbeddingError, VectorStoreError
 from ..vectors.base import VectorPoint
 
@@ -25,17 +24,6 @@ if TYPE_CHECKING:
     from ..vectors.manager import VectorManager
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class SyncReport:
-    """What one outbox drain did."""
-
-    upserted: int = 0
-    deleted: int = 0
-    failed: int = 0
-    remaining: int = 0
-    error: str | None = None
 
 
 def embed_text(memory: Memory) -> str:

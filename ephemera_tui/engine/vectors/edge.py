@@ -293,9 +293,7 @@ class EdgeVectors:
             try:
                 return getattr(self._shard, method)(*args)
             except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
-                raise VectorStoreError(
-                    f"vector store {self.path}: {action} failed: {exc}"
-                ) from exc
+                raise VectorStoreError(f"vector store {self.path}: {action} failed: {exc}") from exc
 
 
 def drop_edge_shard(path: Path) -> bool:

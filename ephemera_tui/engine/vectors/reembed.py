@@ -146,6 +146,7 @@ def reembed(
             _put(conn, MetaKey.VECTOR_MODEL, model)
             conn.execute(META.delete().where(META.c.key.in_([TARGET_KEY, LAST_KEY])))
         report.switched = True
+        store.record_change("reembed")
         fixed, removed = catch_up(engine, target, embedder)  # writes that raced the switch
         report.caught_up += fixed
         report.removed += removed

@@ -1,0 +1,304 @@
+"""The resident engine's local API (Starlette): every call of the journal protocol, the
+change feed on a WebSocket, and an OpenAI-compatible ``/v1/embeddings``.
+
+- ``GET /v1/health`` — protocol version, pid, data dir, model, vector status;
+- ``POST /v1/call/{name}`` — body ``{"args": {...}}`` (wire-encoded, see :mod:`.wire`),
+  answer ``{"result": ...}``; the request must carry ``Ephemera-Protocol: <version>``;
+- ``WS /v1/changes?since=SEQ`` — every change after SEQ, then each new one as it commits;
+- ``POST /v1/embeddings`` — ``{"input": str | [str], "model"?: str}``, OpenAI's answer shape.
+
+Errors are JSON ``{"error": {"type", "message"}}`` with a 4xx/5xx status and a one-line
+message. A token (``Authorization: Bearer …``) is required when one is configured (always
+for TCP beyond loopback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import inspect
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..engine.errors import (
+    ConflictError,
+    DatabaseError,
+    EmbeddingError,
+    EphemeraError,
+    NotFoundError,
+    ValidationError,
+    VectorStoreError,
+)
+from . import wire
+
+if TYPE_CHECKING:
+    from ..engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+CALLS = (
+    "add",
+    "update",
+    "delete",
+    "link",
+    "unlink",
+    "get",
+    "get_many",
+    "search",
+    "browse",
+    "count",
+    "pending",
+    "neighbours",
+    "similar",
+    "position_of",
+    "activity",
+    "tags",
+    "sources",
+    "stats",
+    "sync",
+    "check",
+    "changes",
+    "latest_seq",
+    "import_batch",
+    "vector_status_now",
+)
+"""The journal protocol's calls the service answers (the client implements the same)."""
+
+MAX_BODY = 64 * 1024 * 1024
+MAX_EMBED_INPUTS = 2048
+MAX_EMBED_CHARS = 100_000
+FEED_PAGE = 500
+FEED_POLL_SECONDS = 1.0  # other machines' writes (a shared MySQL) are seen this fast
+
+
+def _status(exc: EphemeraError) -> int:
+    if isinstance(exc, ConflictError):
+        return 409
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, ValidationError):
+        return 400
+    if isinstance(exc, DatabaseError | VectorStoreError | EmbeddingError):
+        return 503
+    return 400
+
+
+def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message, **extra}}, status_code=status)
+
+
+class FeedNotifier:
+    """Wakes feed subscribers when this process writes (thread-safe); other processes'
+    writes are found by a cheap poll of the newest sequence number."""
+
+    def __init__(self) -> None:
+        self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = set()
+        self._lock = threading.Lock()
+
+    def notify(self, *_args: object) -> None:
+        with self._lock:
+            waiters = list(self._waiters)
+        for loop, event in waiters:
+            loop.call_soon_threadsafe(event.set)
+
+    def subscribe(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Event]:
+        entry = (asyncio.get_running_loop(), asyncio.Event())
+        with self._lock:
+            self._waiters.add(entry)
+        return entry
+
+    def unsubscribe(self, entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
+        with self._lock:
+            self._waiters.discard(entry)
+
+
+class JournalCalls:
+    """The calls the service answers, each a thin, blocking wrapper of one engine call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+    def import_batch(self, rows: list[list[Any]]) -> Any:
+        """Import a batch of ``[draft, id or None]`` rows (the client streams big files)."""
+        pairs = [(row[0], row[1]) for row in rows]
+        return self.engine.import_drafts(pairs, batch_size=max(1, len(pairs)))
+
+    def vector_status_now(self) -> str:
+        """The vector store's status after trying to open it (as a holder sees it)."""
+        self.engine.vectors()
+        return self.engine.vector_status
+
+
+def build_app(
+    engine: Engine,
+    *,
+    token: str | None = None,
+    notifier: FeedNotifier | None = None,
+    embed: Callable[[list[str]], list[list[float]]] | None = None,
+) -> Starlette:
+    """The Starlette application serving ``engine``."""
+    calls = JournalCalls(engine)
+    feed = notifier or FeedNotifier()
+    engine.observe_writes(feed.notify)
+
+    def authorised(headers: Any) -> bool:
+        if not token:
+            return True
+        given = headers.get("authorization", "")
+        return hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+    async def health(request: Request) -> JSONResponse:
+        if not authorised(request.headers):
+            return _error(401, "Unauthorized", "a bearer token is required")
+        return JSONResponse(
+            {
+                "protocol": wire.PROTOCOL_VERSION,
+                "pid": os.getpid(),
+                "data_dir": str(engine.settings.data_dir),
+                "model": engine.model_name,
+                "vector_status": engine.vector_status,
+            }
+        )
+
+    async def call(request: Request) -> JSONResponse:
+        if not authorised(request.headers):
+            return _error(401, "Unauthorized", "a bearer token is required")
+        spoken = request.headers.get("ephemera-protocol")
+        if spoken != str(wire.PROTOCOL_VERSION):
+            return _error(
+                426,
+                "ProtocolMismatch",
+                f"this service speaks protocol {wire.PROTOCOL_VERSION}, the client "
+                f"{spoken or 'none'}: run the same ephemera version on both sides",
+                protocol=wire.PROTOCOL_VERSION,
+            )
+        name = request.path_params["name"]
+        if name not in CALLS:
+            return _error(404, "UnknownCall", f"no call named {name!r}")
+        body = await request.body()
+        if len(body) > MAX_BODY:
+            return _error(413, "TooLarge", f"request body over {MAX_BODY} bytes")
+        try:
+            payload = json.loads(body or b"{}")
+            if not isinstance(payload, dict) or not isinstance(payload.get("args", {}), dict):
+                raise ValidationError('the body must be {"args": {...}}')
+            args = wire.decode(payload.get("args", {}))
+            method = getattr(calls, name)
+            try:
+                inspect.signature(method).bind(**args)
+            except TypeError as exc:
+                raise ValidationError(f"{name}: {exc}") from exc
+        except (ValueError, RecursionError) as exc:
+            return _error(400, "BadRequest", f"malformed JSON: {str(exc)[:200]}")
+        except ValidationError as exc:
+            return _error(400, "ValidationError", str(exc))
+        try:
+            result = await run_in_threadpool(method, **args)
+        except ConflictError as exc:
+            return _error(409, "ConflictError", str(exc), current=wire.encode(exc.current))
+        except EphemeraError as exc:
+            return _error(_status(exc), type(exc).__name__, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one line to the client; the cause is logged
+            log.exception("call %s failed", name)
+            return _error(500, "InternalError", f"{type(exc).__name__}: {exc}")
+        return JSONResponse({"result": wire.encode(result)})
+
+    async def changes(websocket: WebSocket) -> None:
+        if not authorised(websocket.headers):
+            await websocket.close(code=4401, reason="a bearer token is required")
+            return
+        try:
+            cursor = int(websocket.query_params.get("since", "0"))
+        except ValueError:
+            await websocket.close(code=4400, reason="since must be a sequence number")
+            return
+        await websocket.accept()
+        entry = feed.subscribe()
+        try:
+            while True:
+                found = await run_in_threadpool(engine.changes, cursor, FEED_PAGE)
+                for change in found:
+                    await websocket.send_json(wire.encode(change))
+                    cursor = change.seq
+                if len(found) == FEED_PAGE:
+                    continue
+                entry[1].clear()
+                try:
+                    await asyncio.wait_for(entry[1].wait(), FEED_POLL_SECONDS)
+                except TimeoutError:
+                    latest = await run_in_threadpool(engine.latest_seq)
+                    if latest <= cursor:
+                        continue
+        except WebSocketDisconnect:
+            pass
+        finally:
+            feed.unsubscribe(entry)
+
+    async def embeddings(request: Request) -> JSONResponse:
+        if not authorised(request.headers):
+            return _error(401, "Unauthorized", "a bearer token is required")
+        try:
+            payload = json.loads(await request.body() or b"{}")
+        except ValueError as exc:
+            return _error(400, "BadRequest", f"malformed JSON: {str(exc)[:200]}")
+        if not isinstance(payload, dict):
+            return _error(400, "BadRequest", 'the body must be {"input": ...}')
+        raw = payload.get("input")
+        texts = [raw] if isinstance(raw, str) else raw
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+            return _error(400, "BadRequest", "input must be a string or a list of strings")
+        if len(texts) > MAX_EMBED_INPUTS:
+            return _error(400, "BadRequest", f"at most {MAX_EMBED_INPUTS} inputs per request")
+        if any(len(t) > MAX_EMBED_CHARS for t in texts):
+            return _error(400, "BadRequest", f"inputs longer than {MAX_EMBED_CHARS} characters")
+        model = payload.get("model")
+        if model not in (None, "", engine.model_name):
+            return _error(
+                400, "BadRequest", f"this service embeds with {engine.model_name!r}, not {model!r}"
+            )
+        try:
+            vectors = await run_in_threadpool(embed or _engine_embed(engine), texts)
+        except EphemeraError as exc:
+            return _error(_status(exc), type(exc).__name__, str(exc))
+        tokens = sum(len(t.split()) for t in texts)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": v}
+                    for i, v in enumerate(vectors)
+                ],
+                "model": engine.model_name,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/health", health, methods=["GET"]),
+            Route("/v1/call/{name}", call, methods=["POST"]),
+            WebSocketRoute("/v1/changes", changes),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
+        ]
+    )
+
+
+def _engine_embed(engine: Engine) -> Callable[[list[str]], list[list[float]]]:
+    def embed(texts: list[str]) -> list[list[float]]:
+        return [[float(x) for x in row] for row in engine.embedder.embed(texts)]
+
+    return embed
