@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,7 +14,7 @@ from ..context import fail, journal_session, notice
 from ..output import printable
 
 if TYPE_CHECKING:
-    from ...engine.core import Engine
+    from ...engine.api import Journal
 
 
 def _print_hits(result: Any, as_json: bool) -> None:
@@ -64,9 +65,12 @@ def search(
         _print_hits(result, as_json)
 
 
-def _search_file(engine: Engine, path: Path, limit: int) -> None:
+def _search_file(engine: Journal, path: Path, limit: int) -> None:
     """One JSON line per query line. A line that cannot run gets ``{"line", "query", "error"}``
-    instead of its hits and the batch goes on; the exit status is then 1."""
+    instead of its hits and the batch goes on; the exit status is then 1. Filters left out
+    of a line are said on stderr with the file and line."""
+    from ...engine.query import parse_query
+
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -89,7 +93,7 @@ def _search_file(engine: Engine, path: Path, limit: int) -> None:
             error = {"line": lineno, "query": line, "error": str(exc)}
             typer.echo(json.dumps(error, ensure_ascii=False))
             continue
-        for problem in engine.parse(line).problems:
+        for problem in parse_query(line, time.time()).problems:
             notice(f"{path}:{lineno}: {problem}")
         typer.echo(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False))
     if failed:
