@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ...engine.errors import ConflictError
 from ..context import fail, guarded, journal_session, notice
 from ..output import printable
 
@@ -90,7 +91,9 @@ def show(
     with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         if as_json:
-            typer.echo(json.dumps(memory.to_dict(), ensure_ascii=False))
+            typer.echo(
+                json.dumps({**memory.to_dict(), "revision": memory.revision}, ensure_ascii=False)
+            )
             return
         outgoing, incoming = engine.neighbours(memory_id)
         when = datetime.fromtimestamp(memory.created_at).strftime("%Y-%m-%d %H:%M")
@@ -124,8 +127,16 @@ def edit(
     confidence: Annotated[int | None, typer.Option("--confidence", "-c")] = None,
     at: Annotated[str | None, typer.Option("--at", help="When it happened.")] = None,
     note: Annotated[str | None, typer.Option("--note", "-n", help="Replace the notes.")] = None,
+    revision: Annotated[
+        int | None,
+        typer.Option(
+            "--revision",
+            help="Refuse if the memory is no longer at this revision (see show --json).",
+        ),
+    ] = None,
 ) -> None:
-    """Change a memory. With no options, open it in $EDITOR."""
+    """Change a memory. With no options, open it in $EDITOR. Refuses, saving nothing, when
+    someone else changed the memory meanwhile (since it was read, or since --revision)."""
     from ...engine.domain import Draft
 
     with journal_session(ctx) as engine:
@@ -151,7 +162,15 @@ def edit(
             if changes["content"] == memory.content:
                 notice("no change")
                 return
-        updated = engine.update(memory_id, draft.with_changes(**changes))
+        started_from = memory.revision if revision is None else revision
+        try:
+            updated = engine.update(
+                memory_id, draft.with_changes(**changes), expected_revision=started_from
+            )
+        except ConflictError as exc:
+            if "content" in changes and changes["content"] != memory.content:
+                notice(f"your text, not saved:\n{changes['content']}")
+            fail(str(exc))
         typer.echo(str(updated.id))
 
 
