@@ -69,7 +69,12 @@ def import_dump(
     sources = read_sources(path, index=index, skip_bad=skip_bad)
     explicit = parse_map_options(maps)
     plans = [
-        (s, build_mapping([d.data for d in s.documents], explicit, s.primary_key, s.settings))
+        (
+            s,
+            build_mapping(
+                [d.data for d in s.documents], explicit, s.primary_key, s.settings, s.index_uid
+            ),
+        )
         for s in sources
     ]
     return Importer(engine).run_many(plans, skip_bad=skip_bad)
@@ -114,6 +119,8 @@ def _movies_v1_to_v4(engine: Engine, reports: list[MigrationReport]) -> None:
         "tags": "genres",
     }
     assert any("content: title (first line), overview" in e for e in reports[0].explain)
+    assert "index: recorded as source meili:indexUID" in reports[0].explain
+    assert "into the notes: poster" in reports[0].explain
 
 
 def _v5(engine: Engine, reports: list[MigrationReport]) -> None:

@@ -36,7 +36,6 @@ from ..engine.errors import ValidationError
 from ..engine.query import parse_timestamp
 
 TARGETS = ("content", "created_at", "source", "tags", "importance", "confidence", "notes")
-MULTI_TARGETS = ("content", "tags")  # several --map FIELD=content are joined in order
 DEFAULT_SOURCE = "meilisearch"
 INDEX_PREFIX = "meili:"  # the index a memory came from: its source, or a tag
 SAMPLE = 1000  # documents looked at to choose the mapping
@@ -284,8 +283,11 @@ def build_mapping(
     explicit: dict[str, str],
     primary_key: str,
     settings: dict[str, Any] | None = None,
+    index_uid: str | None = None,
 ) -> FieldMap:
-    """Explicit ``{field: target}`` first, then what the index's settings and values say."""
+    """Explicit ``{field: target}`` first, then what the index's settings and values say.
+
+    ``index_uid`` only names the index in the explanation (the importer records it)."""
     settings = settings or {}
     fmap = FieldMap()
     for name, target in explicit.items():
@@ -347,6 +349,7 @@ def build_mapping(
     if not fmap.content:
         if searchable is not None and "*" not in searchable:
             single = {fmap.fields.get(t) for t in ("created_at", "source", "importance")}
+            single.add(fmap.fields.get("confidence"))
             fmap.content = [
                 n
                 for n in searchable
@@ -379,7 +382,7 @@ def build_mapping(
             fmap.fields["notes"] = named
             fmap.guessed.add("notes")
     fmap.index_in = "tag" if "source" in fmap.fields else "source"
-    _explain(fmap, rule, stats, primary_key)
+    _explain(fmap, rule, stats, primary_key, index_uid)
     return fmap
 
 
@@ -472,7 +475,9 @@ def _get(doc: dict[str, Any], path: str) -> Any:
     return value
 
 
-def _explain(fmap: FieldMap, rule: str, stats: dict[str, _Stats], primary_key: str) -> None:
+def _explain(
+    fmap: FieldMap, rule: str, stats: dict[str, _Stats], primary_key: str, index_uid: str | None
+) -> None:
     def how(target: str) -> str:
         return "guessed" if target in fmap.guessed else "--map"
 
@@ -486,7 +491,7 @@ def _explain(fmap: FieldMap, rule: str, stats: dict[str, _Stats], primary_key: s
     if fmap.tags:
         fmap.explain.append(f"tags: {', '.join(fmap.tags)} ({how('tags')})")
     where = "source" if fmap.index_in == "source" else "a tag"
-    fmap.explain.append(f"index: recorded as {where} {INDEX_PREFIX}<index uid>")
+    fmap.explain.append(f"index: recorded as {where} {index_label(index_uid or '<index uid>')}")
     rest = [n for n in stats if n not in fmap.used() and n != primary_key and stats[n].present]
     if rest:
         fmap.explain.append(f"into the notes: {', '.join(rest)}")

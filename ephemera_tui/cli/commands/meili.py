@@ -109,7 +109,12 @@ def import_(
     )
     plans = guarded(
         lambda: [
-            (s, build_mapping([d.data for d in s.documents], explicit, s.primary_key, s.settings))
+            (
+                s,
+                build_mapping(
+                    [d.data for d in s.documents], explicit, s.primary_key, s.settings, s.index_uid
+                ),
+            )
             for s in sources
         ]
     )
