@@ -115,7 +115,8 @@ class EphemeraApp(App[None]):
         self.follow_serial = 0
         self.state = AppState(settings.data_dir)
         self.drafts = DraftStore(settings.data_dir)
-        self._signature: tuple[int, int | None] | None = None
+        self._signature: tuple[int, int | None, int] | None = None
+        self._last_state: JournalState | None = None  # what the last upkeep tick counted
         self._last_error: str | None = None
         self._last_input = time.monotonic()  # when the user last pressed a key or clicked
 
@@ -167,6 +168,7 @@ class EphemeraApp(App[None]):
         try:
             engine.prepare_interactive()
             engine.vectors()
+            self._serve_others(engine)
             self.call_from_thread(self.data_changed)  # the status line: vectors now open
         except Exception as exc:  # noqa: BLE001 - search falls back to keywords
             self.call_from_thread(
@@ -201,7 +203,29 @@ class EphemeraApp(App[None]):
         """No key or click for ``seconds`` (thread-safe: one float read)."""
         return time.monotonic() - self._last_input >= seconds
 
+    def _serve_others(self, engine: Engine) -> None:
+        """While this app holds the stores, serve other processes on this data dir (CLI
+        calls, other windows) as the resident engine, for the app's lifetime. Runs on the
+        engine worker's thread; failing to serve only means they work as before."""
+        if self.settings.service != "auto" or engine.vector_status != "ok":
+            return
+        from ..service.runner import Service
+
+        try:
+            service = Service(engine, token=self.settings.service_token)
+            service.start_in_thread()
+        except Exception as exc:  # noqa: BLE001 - others keep working in-process
+            import logging
+
+            logging.getLogger(__name__).warning("not serving other processes: %s", exc)
+            return
+        self.service = service
+
     def on_unmount(self) -> None:
+        service = getattr(self, "service", None)
+        if service is not None:
+            with contextlib.suppress(Exception):
+                service.stop()
         if self.upkeep is not None:
             self.upkeep.indexer.cancel("the app closed")
         if self.engine is not None:
@@ -214,7 +238,7 @@ class EphemeraApp(App[None]):
         """One run of the background loop; the next is armed only when this one has ended."""
 
         def job(engine: Engine) -> JournalState:
-            return journal_state(engine, self.upkeep)
+            return journal_state(engine, self.upkeep, self._last_state)
 
         engine_call(self, job, self._synced, group="sync", failed=self._sync_failed)
 
@@ -232,6 +256,7 @@ class EphemeraApp(App[None]):
             self.set_timer(self.settings.sync_interval, self._run_sync)
 
     def _synced(self, state: JournalState) -> None:
+        self._last_state = state
         self.memory_count = state.count
         self.pending_count = state.pending
         self.vector_state = state.vector_state
@@ -260,6 +285,7 @@ class EphemeraApp(App[None]):
         engine_call(self, job, self._counted, group="count")
 
     def _counted(self, state: JournalState) -> None:
+        self._last_state = state
         self.memory_count = state.count
         self.pending_count = state.pending
         self.vector_state = state.vector_state

@@ -6,7 +6,7 @@ single call for either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -25,31 +25,48 @@ class JournalState:
     vector_state: str
     sync_error: str | None = None
     notice: str | None = None  # news from the upkeep pass (a background index build)
+    seq: int = 0  # the change feed's newest position: moves with every write, anywhere
 
     @property
-    def signature(self) -> tuple[int, int | None]:
-        """Changes when memories are added or removed (here or by another process)."""
-        return (self.count, self.newest_id)
+    def signature(self) -> tuple[int, int | None, int]:
+        """Changes when memories are added, edited or removed (here or by another process)."""
+        return (self.count, self.newest_id, self.seq)
 
 
-def journal_state(engine: Engine, upkeep: Worker | None = None) -> JournalState:
+def journal_state(
+    engine: Engine, upkeep: Worker | None = None, previous: JournalState | None = None
+) -> JournalState:
     """Optionally run one upkeep pass (drain the outbox, cross-check a slice, back up when due),
-    then count memories and pending vectors."""
+    then count memories and pending vectors. With ``previous``, the counts are taken again
+    only when the change feed has moved (one indexed read otherwise: an idle app does not
+    count a large table every second)."""
     error: str | None = None
     notice: str | None = None
     if upkeep is not None:
         run = upkeep.run_once()
         error = "; ".join(run.errors) or None
         notice = run.index
-    newest = engine.browse(limit=1)
+    seq = engine.latest_seq()
     status = engine.vector_status
+    vector_state = "" if status == "ok" else status
+    sync_error = error if status == "ok" else None
+    if previous is not None and previous.seq == seq:
+        return replace(
+            previous,
+            pending=engine.pending(),
+            vector_state=vector_state,
+            sync_error=sync_error,
+            notice=notice,
+        )
+    newest = engine.browse(limit=1)
     return JournalState(
         count=engine.count(),
         pending=engine.pending(),
         newest_id=newest[0].id if newest else None,
-        vector_state="" if status == "ok" else status,
-        sync_error=error if status == "ok" else None,
+        vector_state=vector_state,
+        sync_error=sync_error,
         notice=notice,
+        seq=seq,
     )
 
 
