@@ -261,3 +261,37 @@ def test_kill_9_during_writes_loses_nothing_acknowledged(cli_env: dict[str, str]
     contents = [m["content"] for m in exported]
     assert len(contents) == len(set(contents))  # nothing written twice
     assert _cli(cli_env, "check").returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_an_engine_embeds_through_another_hosts_service(settings: Settings, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    import numpy as np
+
+    port = _free_port()
+    with Engine(settings) as host:
+        service = Service(host, listen=f"127.0.0.1:{port}")
+        service.start_in_thread()
+        try:
+            remote = replace(
+                settings,
+                data_dir=tmp_path / "other-host",
+                database_url=None,
+                embedding_url=f"http://127.0.0.1:{port}",
+            )
+            with Engine(remote) as other:
+                assert other.embedder.dim == host.embedder.dim
+                mine = other.embedder.embed(["a walk by the lake"])[0]
+                theirs = host.embedder.embed(["a walk by the lake"])[0]
+                assert np.allclose(mine, theirs, atol=1e-6)
+                memory = other.add(Draft(content="embedded elsewhere"))
+                assert other.pending() == 0
+                assert other.search("embedded elsewhere").hits[0].memory.id == memory.id
+        finally:
+            service.stop()

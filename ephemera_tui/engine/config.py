@@ -57,6 +57,11 @@ class Settings:
     """The Qdrant server's API key."""
     embedding_model: str = "ephemera/all-MiniLM-L6-v2-int8"
     """The offline default, any fastembed model name, or ``path:DIR`` (ONNX + tokenizer)."""
+    embedding_url: str | None = None
+    """An OpenAI-compatible embeddings endpoint to embed with instead of a local model
+    (another host's ``ephemera serve``, TEI, Infinity, Ollama, vLLM)."""
+    embedding_api_key: str | None = None
+    """Bearer token for ``embedding_url``."""
     embedding_cache_size: int = 4096
     """Entries in the embedding LRU cache (0 turns it off)."""
     search_candidates: int = 100

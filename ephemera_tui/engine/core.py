@@ -107,11 +107,21 @@ class Engine:
         """The embedding model, loaded on first use."""
         with self._embedder_lock:
             if self._embedder is None:
-                self._embedder = load_embedder(
-                    self.settings.embedding_model,
-                    self.settings.model_cache_dir,
-                    self.settings.embedding_cache_size,
-                )
+                if self.settings.embedding_url:
+                    from .remote_embedder import RemoteEmbedder
+
+                    remote = RemoteEmbedder(
+                        self.settings.embedding_url,
+                        self.settings.embedding_model,
+                        self.settings.embedding_api_key,
+                    )
+                    self._embedder = CachedEmbedder(remote, self.settings.embedding_cache_size)
+                else:
+                    self._embedder = load_embedder(
+                        self.settings.embedding_model,
+                        self.settings.model_cache_dir,
+                        self.settings.embedding_cache_size,
+                    )
             return self._embedder
 
     @property
