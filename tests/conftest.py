@@ -9,6 +9,7 @@ they fail instead.
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,3 +135,15 @@ def cli_env(tmp_path: Path, db_url: str) -> dict[str, str]:
     )
     (tmp_path / "none.toml").write_text("")
     return env
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the faults tests/test_faults.py injected, when it ran (what each test broke)."""
+    faults = next(
+        (m for name, m in sys.modules.items() if name.rsplit(".", 1)[-1] == "test_faults"), None
+    )
+    injected = getattr(faults, "FAULTS", None)
+    if injected:
+        terminalreporter.write_sep("-", "faults injected")
+        for kind, count in sorted(injected.items()):
+            terminalreporter.write_line(f"{count:5d}  {kind}")

@@ -2,7 +2,7 @@
 store unavailable, the database unreachable or dropping the connection mid-write, and two
 processes writing at once. After each, nothing may be lost, duplicated or half-written.
 
-Each test appends what it injected to ``FAULTS`` (printed at the end of the session with -s).
+Each test appends what it injected to ``FAULTS``; the session summary lists them (conftest).
 """
 
 from __future__ import annotations
@@ -27,15 +27,9 @@ from sqlalchemy import func, select
 
 from ephemera_tui.engine import DatabaseError, Draft, Engine, Settings
 from ephemera_tui.engine.store import FRAGMENTS, OUTBOX, TAGS
+from tests.helpers import EPHEMERA, run_ephemera
 
-EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
 FAULTS: Counter[str] = Counter()
-
-
-def run(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EPHEMERA, *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def table_counts(engine: Engine) -> tuple[int, int, int]:
@@ -113,11 +107,11 @@ def test_kill_9_during_import_and_sync_loses_nothing(
     proc.wait()
     FAULTS["kill -9 sync"] += 1
 
-    again = run(cli_env, "import", str(source), "--json")
+    again = run_ephemera("import", str(source), "--json", env=cli_env)
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
     assert summary["imported"] + summary["skipped"] == n
-    synced = run(cli_env, "sync")
+    synced = run_ephemera("sync", env=cli_env)
     assert synced.returncode == 0, synced.stderr
     with Engine(settings) as engine:
         contents = [m.content for m in engine.store.iter_all()]
@@ -156,11 +150,11 @@ def test_vector_store_held_by_another_process(settings: Settings, cli_env: dict[
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
         FAULTS["vector store locked by another process"] += 1
-        added = run(cli_env, "add", "a lighthouse on the northern cape", "-t", "trip")
+        added = run_ephemera("add", "a lighthouse on the northern cape", "-t", "trip", env=cli_env)
         assert added.returncode == 0, added.stderr
         assert "semantic indexing deferred" in added.stderr and "another process" in added.stderr
         new_id = int(added.stdout)
-        found = run(cli_env, "search", "lighthouse", "--json")
+        found = run_ephemera("search", "lighthouse", "--json", env=cli_env)
         assert found.returncode == 0
         assert "keyword results only" in found.stderr
         assert [h["id"] for h in json.loads(found.stdout)] == [new_id]
@@ -229,7 +223,7 @@ def test_database_unreachable_is_one_clear_line(cli_env: dict[str, str], tmp_pat
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     for url in ("mysql+pymysql://root@127.0.0.1:1/ephemera", f"sqlite:///{blocker}/ephemera.db"):
-        result = run({**cli_env, "EPHEMERA_DATABASE_URL": url}, "add", "hello")
+        result = run_ephemera("add", "hello", env={**cli_env, "EPHEMERA_DATABASE_URL": url})
         FAULTS["database unreachable"] += 1
         assert result.returncode == 1
         lines = result.stderr.strip().splitlines()
@@ -402,8 +396,3 @@ def test_two_processes_adding_at_once(settings: Settings, db_url: str) -> None:
         assert engine.sync().remaining == 0  # the process that lacked the shard left a queue
         assert_all_searchable_by_meaning(engine, 2 * n, sample=50)
         assert dict(engine.tags()) == {"alpha": n, "beta": n}
-
-
-def test_report_faults() -> None:
-    """Runs last in this file: prints how many faults of each kind were injected."""
-    print("\nfaults injected:", dict(FAULTS) or "(none in this run)")

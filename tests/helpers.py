@@ -1,0 +1,64 @@
+"""Running the ``ephemera`` command from tests, in one of two ways with one result type.
+
+``run_ephemera`` starts a real ``python -m ephemera_tui.cli`` process: for tests about separate
+processes (locks, ``kill -9``, the module entry point). ``invoke_ephemera`` runs the same
+command in this process through Typer's ``CliRunner``, which is much faster; use it whenever a
+second process is not the point of the test. Both return a ``CompletedProcess[str]`` with the
+exit code and stdout and stderr kept apart, so a test can switch between them freely.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+EPHEMERA: list[str] = [sys.executable, "-m", "ephemera_tui.cli"]
+"""The command line of a real ``ephemera`` process (for ``subprocess.Popen``)."""
+
+
+def run_ephemera(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
+    cwd: Path | str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ephemera ARGS`` in a new process and wait for it (``timeout`` seconds at most)."""
+    return subprocess.run(
+        [*EPHEMERA, *args],
+        env=None if env is None else dict(env),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
+
+
+def invoke_ephemera(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ephemera ARGS`` in this process with Typer's ``CliRunner``.
+
+    ``env`` is applied to ``os.environ`` for the call only. An exception the command does not
+    turn into a one-line error propagates (the test fails with its traceback) instead of
+    being reported as an exit code.
+    """
+    from typer.testing import CliRunner
+
+    from ephemera_tui.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        list(args),
+        env=None if env is None else dict(env),
+        input=input,
+        catch_exceptions=False,
+    )
+    return subprocess.CompletedProcess(
+        ["ephemera", *args], result.exit_code, result.stdout, result.stderr
+    )
