@@ -6,8 +6,6 @@ import gzip
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from collections.abc import Callable
 from dataclasses import replace
@@ -31,6 +29,7 @@ from ephemera_tui.engine.backup.sets import (
 )
 from ephemera_tui.engine.files import sha256_file
 from tests.conftest import FixedClock
+from tests.helpers import invoke_ephemera
 
 TOPICS = [
     "walked the dog along the river at sunrise",
@@ -216,13 +215,7 @@ def test_corrupted_inputs_are_refused_and_touch_nothing(
             load_manifest(bad)
         if name not in CLI_CASES:
             continue
-        result = subprocess.run(
-            [sys.executable, "-m", "ephemera_tui.cli", "restore", str(bad)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        result = invoke_ephemera("restore", str(bad), env=env)
         assert result.returncode == 1, (name, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("ephemera: error: "), (name, lines)
@@ -236,13 +229,7 @@ def test_corrupted_inputs_are_refused_and_touch_nothing(
             assert inspect(sql).get_table_names() == [], name
             sql.dispose()
     # The intact set still restores through the CLI.
-    ok = subprocess.run(
-        [sys.executable, "-m", "ephemera_tui.cli", "restore", str(made.path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    ok = invoke_ephemera("restore", str(made.path), env=env)
     assert ok.returncode == 0, ok.stderr
     assert "restored 12 memories" in ok.stdout
 

@@ -4,41 +4,22 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from ephemera_tui.cli import app
 from ephemera_tui.engine.backup.sets import list_backups
+from tests.helpers import invoke_ephemera, run_ephemera
 
 
 def invoke(args: list[str], env: dict[str, str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, args, env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+    result = invoke_ephemera(*args, env=env)
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_module_entry_point_honours_the_data_dir(tmp_path: Path) -> None:
     data = tmp_path / "elsewhere"
     env = {"EPHEMERA_CONFIG": str(tmp_path / "none.toml"), "PATH": "/usr/bin:/bin"}
     (tmp_path / "none.toml").write_text("")
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ephemera_tui.cli",
-            "--data-dir",
-            str(data),
-            "migrate",
-            "meili",
-            "status",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_ephemera("--data-dir", str(data), "migrate", "meili", "status", env=env)
     assert done.returncode == 0, done.stderr
     assert (data / "ephemera.db").exists()  # the status was read from the given data dir
 

@@ -10,6 +10,7 @@ from ephemera_tui.engine import Draft, Engine, EphemeraError, Settings
 from ephemera_tui.engine.vectors.index import build_index
 
 from .conftest import fill_numbered
+from .helpers import invoke_ephemera
 
 
 @pytest.mark.slow
@@ -35,15 +36,9 @@ def test_server_backend_has_nothing_to_build(tmp_path: Path) -> None:
 
 def test_optimize_command(cli_env: dict[str, str]) -> None:
     import json
-    import subprocess
-    import sys
 
-    command = [sys.executable, "-m", "ephemera_tui.cli"]
-    subprocess.run(
-        [*command, "add", "a memory to index"], env=cli_env, check=True, capture_output=True
-    )
-    done = subprocess.run(
-        [*command, "optimize", "--json"], env=cli_env, capture_output=True, text=True, timeout=120
-    )
+    added = invoke_ephemera("add", "a memory to index", env=cli_env)
+    assert added.returncode == 0, added.stderr
+    done = invoke_ephemera("optimize", "--json", env=cli_env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["after"]["points"] == 1
