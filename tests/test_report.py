@@ -9,10 +9,11 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from ephemera_tui.cli.commands.report import render_html, render_text
 from ephemera_tui.engine import Draft, Engine
 from ephemera_tui.engine.analytics import patterns
-from ephemera_tui.engine.charts import bar, filled, sparkline
+from ephemera_tui.engine.observability.report import collect
+from ephemera_tui.presentation.charts import bar, filled, sparkline
+from ephemera_tui.presentation.report import render_html, render_text
 
 EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
 DAY = 86400
@@ -67,7 +68,8 @@ def test_text_report(engine: Engine) -> None:
 
 def test_html_report_is_self_contained(engine: Engine, tmp_path: Path) -> None:
     fill(engine)
-    page = render_html(patterns(engine, utc_offset=0), {"errors": {}, "latency_ms": {}})
+    engine.search("memory")
+    page = render_html(patterns(engine, utc_offset=0), collect(engine))
     assert page.startswith("<!DOCTYPE html>")
     assert "<script" not in page.replace("&lt;script&gt;", "")  # tag text is escaped
     assert "&lt;script&gt;" in page
@@ -80,6 +82,7 @@ def test_html_report_is_self_contained(engine: Engine, tmp_path: Path) -> None:
         root = ET.fromstring(svg)  # well-formed XML
         assert root.tag.endswith("svg")
         assert root.findall(".//{http://www.w3.org/2000/svg}rect")
+    assert "<h2>System</h2>" in page and "search: p50 " in page and " ms, p95 " in page
 
 
 def test_empty_journal_reports(engine: Engine) -> None:

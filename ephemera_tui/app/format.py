@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
+from ..presentation.times import relative_time
+
 if TYPE_CHECKING:
     from ..engine import Hit, Memory
 
@@ -34,28 +36,6 @@ def clean(text: str | None) -> str:
 def one_line(text: str | None) -> str:
     """Clean text collapsed onto one line."""
     return _SPACES.sub(" ", clean(text)).strip()
-
-
-def relative_time(when: float, now: float) -> str:
-    """A short human phrase for how long ago ``when`` was ("5 min ago", "3 days ago", a date)."""
-    delta = now - when
-    if delta < 0:
-        return "in the future" if delta < -60 else "just now"
-    if delta < 60:
-        return "just now"
-    if delta < 3600:
-        return f"{int(delta // 60)} min ago"
-    if delta < 86400:
-        return f"{int(delta // 3600)} h ago"
-    days = int(delta // 86400)
-    if days == 1:
-        return "yesterday"
-    if days < 30:
-        return f"{days} days ago"
-    moment = datetime.fromtimestamp(when)
-    if days < 365:
-        return moment.strftime("%d %b")
-    return moment.strftime("%d %b %Y")
 
 
 def absolute_time(when: float) -> str:

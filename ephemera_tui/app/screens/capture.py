@@ -449,7 +449,7 @@ class CaptureScreen(ModalScreen["Memory | None"]):
 
 def draft_age(draft: FormDraft, now: float) -> str:
     """How long ago a draft was last typed into, in words."""
-    from ..format import relative_time
+    from ...presentation.times import relative_time
 
     return relative_time(draft.saved_at or time.time(), now)
 

@@ -37,7 +37,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 def charts() -> Any:
     """The chart helpers (imported on first draw: the engine package is heavy to import, and
     by the time there is something to draw it is loaded)."""
-    from ...engine import charts as module
+    from ...presentation import charts as module
 
     return module
 

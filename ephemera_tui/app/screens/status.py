@@ -21,7 +21,9 @@ from textual.containers import VerticalScroll
 from textual.widget import Widget
 from textual.widgets import Footer
 
-from ..format import relative_time
+from ...presentation.health import index_note
+from ...presentation.numbers import milliseconds, size
+from ...presentation.times import duration, relative_time
 from ..widgets.status import StatusLine
 from ..workers import engine_call
 from .base import JournalScreen
@@ -29,6 +31,7 @@ from .patterns import charts, fit
 
 if TYPE_CHECKING:
     from ...engine import Engine
+    from ...engine.sync.worker import Health
 
 REFRESH_SECONDS = 2.0
 COMPACT_BELOW = 34
@@ -93,65 +96,28 @@ def load_status(engine: Engine) -> StatusData:
     """Read every figure (runs in a worker thread)."""
     from ...engine.observability.report import collect
 
-    metrics = collect(engine, series=60)
-    stamps: dict[str, float | None] = {"sync": metrics.get("last_sync_at")}
+    report = collect(engine, series=60)
+    stamps: dict[str, float | None] = {"sync": report.last_sync_at}
     worker: str | None = None
     index: str | None = None
-    health: dict[str, Any] | None = None
+    health: Health | None = None
     with contextlib.suppress(Exception):
         from ...engine.sync.worker import health as worker_health
 
         health = worker_health(engine)
     if health is not None:
-        check = health.get("last_full_check") or health.get("last_check")
-        stamps["check"] = check.get("at") if check else None
-        backup = health.get("last_backup")
-        stamps["backup"] = backup.get("at") if backup else None
-        run = (health.get("worker") or {}).get("last_run")
+        check = health.last_check_any
+        stamps["check"] = check.at if check else None
+        stamps["backup"] = health.last_backup.at if health.last_backup else None
+        run = health.worker.last_run if health.worker else None
         if run:
-            stamps["worker"] = run.get("at")
-            worker = run.get("summary")
-        index = _index_note(health)
+            stamps["worker"] = run.at
+            worker = run.summary
+        index = index_note(health)
     else:
         raw = engine.store.get_meta("last_check")
         stamps["check"] = float(raw) if raw else None
-    return StatusData(metrics, stamps, worker, index, journal_facts(engine))
-
-
-def _index_note(health: dict[str, Any]) -> str | None:
-    if health.get("index_building"):
-        return "building in the background"
-    last = health.get("last_index_build")
-    if not last:
-        return None
-    if last.get("error"):
-        return f"last build failed: {last['error']}"
-    if last.get("cancelled"):
-        return f"last build cancelled ({last['cancelled']}); it starts again"
-    return f"{last.get('indexed'):,} of {last.get('points'):,} vectors indexed by the last build"
-
-
-def fmt_ms(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 1000:
-        return f"{value / 1000:.2f}s"
-    if value >= 100:
-        return f"{value:.0f}"
-    if value >= 10:
-        return f"{value:.1f}"
-    return f"{value:.2f}"
-
-
-def fmt_bytes(value: float | None) -> str:
-    if value is None:
-        return "-"
-    size = float(value)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GB"
+    return StatusData(report.to_dict(), stamps, worker, index, journal_facts(engine))
 
 
 class LatencyPanel(Widget):
@@ -189,7 +155,7 @@ class LatencyPanel(Widget):
         parts = []
         for stage in STAGES:
             s = latency.get(f"search.{stage}")
-            parts.append(f"{stage} {fmt_ms(s['p50']) if s else '-'}")
+            parts.append(f"{stage} {milliseconds(s['p50']) if s else '-'}")
         line.append("  ".join(parts))
         return line
 
@@ -213,7 +179,8 @@ class LatencyPanel(Widget):
             if s is None:
                 line.append(f"{'-':>8}{'-':>8}{'-':>8}{0:>8}", style="dim")
             else:
-                line.append(f"{fmt_ms(s['p50']):>8}{fmt_ms(s['p95']):>8}{fmt_ms(s['p99']):>8}")
+                p50, p95, p99 = (milliseconds(s[q]) for q in ("p50", "p95", "p99"))
+                line.append(f"{p50:>8}{p95:>8}{p99:>8}")
                 line.append(f"{s['count']:>8}")
                 values = series.get(key, [])[-spark_w:] if spark_w >= 4 else []
                 if values:
@@ -261,11 +228,11 @@ class HealthPanel(Widget):
         index = m.get("index", {})
         errors = m.get("errors", {})
         others = m.get("processes", [])
-        memory = fmt_bytes(m.get("process", {}).get("rss_bytes")) + " this process"
+        memory = size(m.get("process", {}).get("rss_bytes")) + " this process"
         if others:
             total = sum(p.get("process.rss_bytes", 0) for p in others)
             memory += f" · {len(others)} other {'process' if len(others) == 1 else 'processes'}"
-            memory += f" {fmt_bytes(total)}"
+            memory += f" {size(total)}"
         lag = outbox.get("lag_s")
         recall = index.get("recall_at_10")
         recall_text = (
@@ -292,7 +259,7 @@ class HealthPanel(Widget):
             row(
                 "Outbox",
                 f"{outbox.get('size', 0)} waiting"
-                + ("" if lag is None else f", oldest {lag:.0f}s"),
+                + ("" if lag is None else f", oldest {duration(lag)}"),
                 warn=bool(outbox.get("size")) and (lag or 0) > 60,
             ),
             row("Index", f"recall@10 {recall_text}", warn=recall is not None and recall < 0.9),

@@ -32,7 +32,8 @@ def stats(
     """Counts and health: memories, pending vectors, backends; latency, errors, cache, pool,
     memory, outbox and index quality recorded by every ephemera process (docs/monitoring.md)."""
     from ...engine.observability.prometheus import prometheus_text
-    from ...engine.observability.report import collect, format_metrics
+    from ...engine.observability.report import collect
+    from ...presentation.metrics import format_metrics
 
     with engine_session(ctx) as engine:
         engine.vectors()
@@ -40,14 +41,14 @@ def stats(
             typer.echo(prometheus_text(engine), nl=False)
             return
         data: dict[str, Any] = engine.stats().to_dict()
-        data["metrics"] = collect(engine, series=0 if not as_json else 60)
+        metrics = collect(engine, series=0 if not as_json else 60)
         if as_json:
+            data["metrics"] = metrics.to_dict()
             typer.echo(json.dumps(data, default=str))
             return
         for key, value in data.items():
-            if key != "metrics":
-                typer.echo(f"{key:>20}: {readable(value)}")
-        for line in format_metrics(data["metrics"]):
+            typer.echo(f"{key:>20}: {readable(value)}")
+        for line in format_metrics(metrics):
             typer.echo(line)
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
+from ...presentation.numbers import count, plural
 from ..context import engine_session, fail, guarded
-from ..output import plural
 
 KEEP_DAILY = typer.Option(
     "--keep-daily",
@@ -24,55 +24,6 @@ KEEP_WEEKLY = typer.Option(
 )
 
 
-def _age(seconds: Any) -> str:
-    if seconds is None:
-        return "never"
-    seconds = float(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit} ago"
-    return f"{seconds:.0f}s ago"
-
-
-def _health_lines(data: dict[str, Any]) -> list[str]:
-    pending = data["pending"]
-    oldest = data["outbox_oldest_age_s"]
-    lines = [
-        f"pending vectors: {pending}"
-        + (
-            f" (oldest {_age(oldest).removesuffix(' ago')} old)"
-            if pending and oldest is not None
-            else ""
-        ),
-        f"mismatches: found {data['mismatches_found']}, repaired {data['mismatches_repaired']}",
-        "last full check: "
-        + _age((data["last_full_check"] or data["last_check"] or {}).get("age_s")),
-        "last backup: "
-        + (
-            f"{_age(data['last_backup']['age_s'])} ({data['last_backup'].get('path')})"
-            if data["last_backup"]
-            else "never"
-        ),
-    ]
-    if data["outbox_last_error"]:
-        lines.append(f"last vector error: {data['outbox_last_error']}")
-    if data.get("last_backup_error"):
-        lines.append(f"last backup error: {data['last_backup_error'].get('error')}")
-    build = data.get("last_index_build")
-    if data.get("index_building"):
-        lines.append("HNSW index: building in the background")
-    elif build and build.get("error"):
-        lines.append(f"last index build failed: {build['error']}")
-    elif build and build.get("cancelled"):
-        lines.append(f"last index build cancelled: {build['cancelled']}")
-    elif build:
-        lines.append(
-            f"last index build: {build.get('indexed')} of {build.get('points')} vectors "
-            f"in {build.get('seconds')}s"
-        )
-    return lines
-
-
 def check(
     ctx: typer.Context,
     repair: Annotated[bool, typer.Option("--repair", help="Fix what is found.")] = False,
@@ -81,6 +32,7 @@ def check(
     """Health and cross-check: SQL against the vector store (missing, orphaned, stale, wrong
     model), pending outbox and its age, last check, last backup. Exit 1 on problems."""
     from ...engine.sync.worker import health, record_check
+    from ...presentation.health import health_lines
 
     with engine_session(ctx) as engine:
         report = engine.check(repair=repair)
@@ -90,7 +42,7 @@ def check(
         if as_json:
             out = report.to_dict()
             out["remaining_problems"] = remaining.problems
-            out["health"] = data
+            out["health"] = data.to_dict()
             typer.echo(json.dumps(out, default=str))
         else:
             typer.echo(
@@ -99,7 +51,7 @@ def check(
                 f"{len(report.wrong_model)}, pending {report.pending}"
                 + (f"; repaired {report.repaired}" if repair else "")
             )
-            for line in _health_lines(data):
+            for line in health_lines(data):
                 typer.echo(line)
         if report.vector_status != "ok":
             fail(f"vector store unavailable: {report.vector_status}")
@@ -219,7 +171,7 @@ def backup(
             typer.echo(json.dumps(result.to_dict()))
         else:
             typer.echo(
-                f"{'ok' if result.ok else 'FAILED'}: {result.memories:,} of "
+                f"{'ok' if result.ok else 'FAILED'}: {count(result.memories)} of "
                 f"{plural(result.expected, 'memory')} restored, "
                 f"identical: {'yes' if result.digest_matches else 'NO'}; "
                 f"vectors from snapshot {result.restore.vectors_loaded}, re-embedded "

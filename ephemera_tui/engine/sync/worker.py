@@ -36,7 +36,21 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Lease", "SliceReport", "Worker", "WorkerRun", "check_slice", "health"]
+__all__ = [
+    "BackupRecord",
+    "Failure",
+    "Health",
+    "IndexBuild",
+    "LastRun",
+    "Lease",
+    "SliceReport",
+    "Stamp",
+    "Worker",
+    "WorkerRun",
+    "WorkerState",
+    "check_slice",
+    "health",
+]
 
 CHECK_EVERY_SECONDS = 3600.0
 """How long after a complete cross-check pass the next one starts (a pass is one slice a run)."""
@@ -367,53 +381,255 @@ def last_backup(engine: Engine) -> dict[str, Any] | None:
     return _meta_json(engine, LAST_BACKUP_KEY)
 
 
-def health(engine: Engine) -> dict[str, Any]:
+def _int(value: object) -> int | None:
+    """A stored record's whole number, or None when it is missing or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return int(float(value))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    """When an upkeep step last ran (Unix seconds) and how long ago that was."""
+
+    at: int
+    age_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "age_s": self.age_s}
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    """The last backup set written: where, what it holds, and how long ago."""
+
+    at: int
+    path: str | None
+    memories: int | None
+    max_memory_id: int | None
+    vectors: str | None  # the snapshot's kind, None when the set has no vector snapshot
+    age_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at,
+            "path": self.path,
+            "memories": self.memories,
+            "max_memory_id": self.max_memory_id,
+            "vectors": self.vectors,
+            "age_s": self.age_s,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A step that failed: when, and the error in one line."""
+
+    at: int
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class IndexBuild:
+    """How the last background HNSW build ended: done (``points``, ``indexed``, ``seconds``),
+    failed (``error``) or cancelled (``cancelled``, the reason)."""
+
+    at: int | None = None
+    collection: str | None = None
+    points: int | None = None
+    indexed: int | None = None
+    replayed: int | None = None
+    seconds: float | None = None
+    build_seconds: float | None = None
+    open_ms: int | None = None
+    replay_ms: int | None = None
+    error: str | None = None
+    cancelled: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields the stored record has (a failed build has only ``at`` and ``error``)."""
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class LastRun:
+    """The last upkeep run that did something: when, which worker, and what it did."""
+
+    at: int | None
+    owner: str | None
+    summary: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"at": self.at, "owner": self.owner, "summary": self.summary}
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerState:
+    """The upkeep lease (its holder, and whether it is still valid) and the last run.
+    ``owner`` and ``active`` are None when no lease was ever taken."""
+
+    owner: str | None = None
+    active: bool | None = None
+    last_run: LastRun | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.active is not None:
+            out.update(owner=self.owner, active=self.active)
+        if self.last_run is not None:
+            out["last_run"] = self.last_run.to_dict()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """Everything the health view and ``ephemera check`` show: the outbox, mismatches found
+    and repaired, the last checks and backup, the background index build and the worker."""
+
+    pending: int
+    outbox_oldest_age_s: float | None
+    outbox_max_attempts: int
+    outbox_last_error: str | None
+    mismatches_found: int
+    mismatches_repaired: int
+    last_check: Stamp | None
+    last_slice_check: Stamp | None
+    last_full_check: Stamp | None
+    check_cursor: int | None  # the id a cross-check pass under way has reached
+    last_backup: BackupRecord | None
+    last_backup_error: Failure | None
+    index_building: bool
+    last_index_build: IndexBuild | None
+    worker: WorkerState | None
+    vector_status: str
+
+    @property
+    def last_check_any(self) -> Stamp | None:
+        """The last complete cross-check: the worker's full pass, else ``ephemera check``."""
+        return self.last_full_check or self.last_check
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``ephemera check --json`` under ``health``."""
+
+        def plain(record: Any) -> Any:
+            return None if record is None else record.to_dict()
+
+        return {
+            "pending": self.pending,
+            "outbox_oldest_age_s": self.outbox_oldest_age_s,
+            "outbox_max_attempts": self.outbox_max_attempts,
+            "outbox_last_error": self.outbox_last_error,
+            "mismatches_found": self.mismatches_found,
+            "mismatches_repaired": self.mismatches_repaired,
+            "last_check": plain(self.last_check),
+            "last_slice_check": plain(self.last_slice_check),
+            "last_full_check": plain(self.last_full_check),
+            "check_cursor": self.check_cursor,
+            "last_backup": plain(self.last_backup),
+            "last_backup_error": plain(self.last_backup_error),
+            "index_building": self.index_building,
+            "last_index_build": plain(self.last_index_build),
+            "worker": plain(self.worker),
+            "vector_status": self.vector_status,
+        }
+
+    def __getitem__(self, key: str) -> Any:
+        """The JSON view's value under ``key``, for code written against the former dict."""
+        return self.to_dict()[key]
+
+
+def _index_build(record: dict[str, Any] | None) -> IndexBuild | None:
+    if record is None:
+        return None
+    return IndexBuild(
+        at=_int(record.get("at")),
+        collection=_text(record.get("collection")),
+        points=_int(record.get("points")),
+        indexed=_int(record.get("indexed")),
+        replayed=_int(record.get("replayed")),
+        seconds=_float(record.get("seconds")),
+        build_seconds=_float(record.get("build_seconds")),
+        open_ms=_int(record.get("open_ms")),
+        replay_ms=_int(record.get("replay_ms")),
+        error=_text(record.get("error")),
+        cancelled=_text(record.get("cancelled")),
+    )
+
+
+def health(engine: Engine) -> Health:
     """Everything the health view and ``ephemera check`` show: outbox, checks, backups, worker.
 
-    Cheap (a few small SQL reads); does not open the vector store.
+    Cheap (a few small SQL reads); does not open the vector store. A stored record that cannot
+    be read (hand-edited, or from another version) counts as absent.
     """
     now = engine.clock()
     outbox = engine.store.outbox_summary()
 
-    def stamp(key: str) -> dict[str, Any] | None:
-        raw = engine.store.get_meta(key)
-        if not raw:
-            return None
-        try:
-            at = int(float(raw))
-        except ValueError:
-            return None
-        return {"at": at, "age_s": max(0.0, round(now - at, 1))}
+    def stamp(key: str) -> Stamp | None:
+        at = _int(engine.store.get_meta(key) or None)
+        return None if at is None else Stamp(at, max(0.0, round(now - at, 1)))
 
     lease = Lease.parse(engine.store.get_meta(LEASE_KEY))
-    worker: dict[str, Any] | None = None
-    if lease is not None:
-        worker = {"owner": lease[0], "active": lease[1] > now * 1000}
-    raw_run = engine.store.get_meta(LAST_RUN_KEY)
-    if raw_run:
-        with contextlib.suppress(ValueError):
-            worker = {**(worker or {}), "last_run": json.loads(raw_run)}
-    backup = last_backup(engine)
-    if backup is not None:
-        backup = {**backup, "age_s": max(0.0, round(now - float(backup.get("at", 0)), 1))}
-    raw_error = engine.store.get_meta(LAST_BACKUP_ERROR_KEY)
-    raw_index = engine.store.get_meta(MetaKey.INDEX_BUILD_LAST)
+    run = _meta_json(engine, LAST_RUN_KEY)
+    worker: WorkerState | None = None
+    if lease is not None or run is not None:
+        worker = WorkerState(
+            owner=lease[0] if lease else None,
+            active=lease[1] > now * 1000 if lease else None,
+            last_run=None
+            if run is None
+            else LastRun(_int(run.get("at")), _text(run.get("owner")), _text(run.get("summary"))),
+        )
+    backup: BackupRecord | None = None
+    stored = last_backup(engine)
+    if stored is not None:
+        at = _int(stored.get("at")) or 0
+        backup = BackupRecord(
+            at=at,
+            path=_text(stored.get("path")),
+            memories=_int(stored.get("memories")),
+            max_memory_id=_int(stored.get("max_memory_id")),
+            vectors=_text(stored.get("vectors")),
+            age_s=max(0.0, round(now - at, 1)),
+        )
+    failed = _meta_json(engine, LAST_BACKUP_ERROR_KEY)
     cursor = _meta_int(engine, CURSOR_KEY)
-    return {
-        "pending": outbox["pending"],
-        "outbox_oldest_age_s": outbox["oldest_age_s"],
-        "outbox_max_attempts": outbox["max_attempts"],
-        "outbox_last_error": outbox["last_error"],
-        "mismatches_found": _meta_int(engine, FOUND_KEY),
-        "mismatches_repaired": _meta_int(engine, REPAIRED_KEY),
-        "last_check": stamp(LAST_CHECK_KEY),
-        "last_slice_check": stamp(LAST_SLICE_KEY),
-        "last_full_check": stamp(LAST_FULL_KEY),
-        "check_cursor": None if cursor <= 0 else cursor,
-        "last_backup": backup,
-        "last_backup_error": json.loads(raw_error) if raw_error else None,
-        "index_building": bool(engine.store.get_meta(MetaKey.INDEX_BUILD)),
-        "last_index_build": json.loads(raw_index) if raw_index else None,
-        "worker": worker,
-        "vector_status": engine.vector_status,
-    }
+    return Health(
+        pending=outbox["pending"],
+        outbox_oldest_age_s=outbox["oldest_age_s"],
+        outbox_max_attempts=outbox["max_attempts"],
+        outbox_last_error=outbox["last_error"],
+        mismatches_found=_meta_int(engine, FOUND_KEY),
+        mismatches_repaired=_meta_int(engine, REPAIRED_KEY),
+        last_check=stamp(LAST_CHECK_KEY),
+        last_slice_check=stamp(LAST_SLICE_KEY),
+        last_full_check=stamp(LAST_FULL_KEY),
+        check_cursor=None if cursor <= 0 else cursor,
+        last_backup=backup,
+        last_backup_error=None
+        if failed is None
+        else Failure(_int(failed.get("at")) or 0, str(failed.get("error", ""))),
+        index_building=bool(engine.store.get_meta(MetaKey.INDEX_BUILD)),
+        last_index_build=_index_build(_meta_json(engine, MetaKey.INDEX_BUILD_LAST)),
+        worker=worker,
+        vector_status=engine.vector_status,
+    )
