@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ephemera_tui.engine import Draft, Engine, Settings
-from ephemera_tui.engine.vectors.index import BUILD_KEY, LAST_BUILD_KEY
 from ephemera_tui.engine.sync.worker import Worker, WorkerRun, health
+from ephemera_tui.engine.vectors.index import BUILD_KEY, LAST_BUILD_KEY
 
 from .conftest import FixedClock, fill_numbered
 
