@@ -21,9 +21,19 @@ from ephemera_tui.engine import (
     VectorStoreError,
 )
 from ephemera_tui.engine.observability.prometheus import prometheus_text, serve_metrics
-from ephemera_tui.engine.observability.quality import maybe_measure_index_quality, measure_index_quality
-from ephemera_tui.engine.observability.recorder import INDEX_RECALL, MetricsRecorder, bucket_bound, quantile, read_metrics
-from ephemera_tui.engine.observability.report import collect, format_metrics
+from ephemera_tui.engine.observability.quality import (
+    maybe_measure_index_quality,
+    measure_index_quality,
+)
+from ephemera_tui.engine.observability.recorder import (
+    INDEX_RECALL,
+    MetricsRecorder,
+    bucket_bound,
+    quantile,
+    read_metrics,
+)
+from ephemera_tui.engine.observability.report import collect
+from ephemera_tui.presentation.metrics import format_metrics
 
 EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -14,8 +12,8 @@ from ephemera_tui.engine.analytics import patterns
 from ephemera_tui.engine.observability.report import collect
 from ephemera_tui.presentation.charts import bar, filled, sparkline
 from ephemera_tui.presentation.report import render_html, render_text
+from tests.helpers import invoke_ephemera
 
-EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
 DAY = 86400
 
 
@@ -91,24 +89,20 @@ def test_empty_journal_reports(engine: Engine) -> None:
     assert "No memories yet." in render_html(p)
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EPHEMERA, *args], env=env, capture_output=True, text=True, timeout=120)
-
-
 def test_report_command(cli_env: dict[str, str], tmp_path: Path) -> None:
     for text, tag in (("Hiked to the lake", "trip"), ("Fixed the sync bug", "work")):
-        assert run(cli_env, "add", text, "-t", tag).returncode == 0
-    shown = run(cli_env, "report")
+        assert invoke_ephemera("add", text, "-t", tag, env=cli_env).returncode == 0
+    shown = invoke_ephemera("report", env=cli_env)
     assert shown.returncode == 0, shown.stderr
     assert "2 memories from" in shown.stdout and "System" in shown.stdout
     out = tmp_path / "report.html"
-    written = run(cli_env, "report", "--format", "html", "-o", str(out))
+    written = invoke_ephemera("report", "--format", "html", "-o", str(out), env=cli_env)
     assert written.returncode == 0, written.stderr
     assert "wrote" in written.stderr
     page = out.read_text(encoding="utf-8")
     assert "<svg" in page and "Memory patterns" in page
-    data = json.loads(run(cli_env, "report", "-f", "json", "--no-system").stdout)
+    data = json.loads(invoke_ephemera("report", "-f", "json", "--no-system", env=cli_env).stdout)
     assert data["total"] == 2 and "system" not in data
     assert {t for t, _ in data["top_tags"]} == {"trip", "work"}
-    bad = run(cli_env, "report", "--format", "pdf")
+    bad = invoke_ephemera("report", "--format", "pdf", env=cli_env)
     assert bad.returncode != 0 and "unknown format" in bad.stderr

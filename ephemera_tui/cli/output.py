@@ -1,23 +1,35 @@
-"""Terminal output helpers shared by the commands: safe text and progress bars."""
+"""Terminal output helpers shared by the commands: safe text, safe JSON and progress bars.
+
+Stored text is the user's (or an import's): anything shown passes through :func:`printable`
+(one line) or :func:`printable_block` (several lines), and JSON through :func:`json_text`, so
+no escape sequence, OSC title change or bidirectional override reaches a terminal.
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
+
+from ..engine.domain import escape_controls
+from ..engine.jsonl import dumps
 
 
 def printable(text: str) -> str:
-    """Drop control characters so stored text cannot drive the terminal."""
-    return "".join(ch if ch.isprintable() or ch in "\t" else " " for ch in text)
+    """One line of stored text, every control character (newlines too) shown as an escape."""
+    return escape_controls(text)
 
 
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """``1 memory``, ``2 memories``, ``1,451 memories`` (regular plurals need no ``nouns``)."""
-    if nouns is None:
-        consonant_y = noun.endswith("y") and noun[-2:-1] not in ("a", "e", "i", "o", "u")
-        nouns = noun[:-1] + "ies" if consonant_y else noun + "s"
-    return f"{count:,} {noun if count == 1 else nouns}"
+def printable_block(text: str) -> str:
+    """Several lines of stored text: newlines and tabs kept, other controls escaped."""
+    return escape_controls(text, keep="\n\t")
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """JSON for the terminal: text readable, the characters a terminal acts on (C1, bidi
+    overrides) escaped as JSON allows (see :func:`ephemera_tui.engine.jsonl.dumps`)."""
+    return dumps(value, **options)
 
 
 @contextmanager

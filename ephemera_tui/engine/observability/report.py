@@ -309,11 +309,3 @@ def _latency_name(op: str) -> str:
     if op == "check":
         return "op.check"
     return f"write.{op}"
-
-
-def format_metrics(metrics: MetricsReport) -> list[str]:
-    """The metrics as aligned text lines: kept for callers of the former home of
-    :func:`ephemera_tui.presentation.metrics.format_metrics`."""
-    from ...presentation.metrics import format_metrics as lines
-
-    return lines(metrics)

@@ -38,8 +38,8 @@ def classify_vectors(
         payload = payloads.get(mid)
         if payload is None:
             missing.append(mid)
-        elif payload.get("hash") != chash:
-            stale.append(mid)
+        elif payload.get("hash") != chash or "tags_lc" not in payload:
+            stale.append(mid)  # changed text, or a point written before tags were folded
         elif payload.get("model") != model:
             wrong.append(mid)
     return missing, stale, wrong

@@ -20,7 +20,7 @@ COLLECTION = "ephemera_memory_vectors"
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
 INTEGER_FIELDS = ("created_at", "importance", "confidence")
-KEYWORD_FIELDS = ("source", "tags", "hash", "model")
+KEYWORD_FIELDS = ("source", "tags", "tags_lc", "hash", "model")
 
 
 @dataclass(frozen=True, slots=True)

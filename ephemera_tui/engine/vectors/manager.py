@@ -13,8 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..diskspace import DiskSpaceError, ensure_free
 from ..domain import Memory, content_hash
-from ..errors import EmbeddingError, VectorStoreError
+from ..errors import EmbeddingError, EphemeraError, VectorStoreError
+from ..filters import fold_tag
 from ..store import MetaKey
 from .base import COLLECTION, VectorPoint, VectorStore
 from .open import open_vectors
@@ -99,19 +101,29 @@ class VectorManager:
         from .edge import ShardLock
 
         collection = self.collection()
-        lock = None if self.settings.qdrant_url else ShardLock(self.shard_path(collection))
+        shard = self.shard_path(collection)
+        lock = None
         try:
+            if not self.settings.qdrant_url:
+                self.ensure_space(shard)
+                lock = ShardLock(shard)
             recorded = self._check_model(collection)
-            embedder = self._embedder()
+            embedder = self._load_embedder()
             self._vectors = open_vectors(
                 self.settings.qdrant_url,
-                self.shard_path(collection),
+                shard,
                 embedder.dim,
                 api_key=self.settings.qdrant_api_key,
                 hnsw_ef=self.settings.hnsw_ef,
                 collection=collection,
                 lock=lock,
             )
+        except OSError as exc:  # an unreadable or vanished vectors dir: keyword search goes on
+            if lock is not None:
+                lock.release()
+            raise VectorStoreError(
+                f"cannot open the vector store {shard}: {exc.strerror or exc}"
+            ) from exc
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -120,6 +132,32 @@ class VectorManager:
         if recorded is None:
             self.store.set_meta(MetaKey.VECTOR_MODEL, embedder.name)
         self._error = None
+
+    def _load_embedder(self) -> CachedEmbedder:
+        """The embedding model; any failure to load it (an unreadable models dir, a broken
+        model file) is an EmbeddingError, so a write stays queued and search keeps its
+        keyword side."""
+        try:
+            return self._embedder()
+        except EphemeraError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - loaders raise OSError, RuntimeError, ...
+            detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+            where = getattr(exc, "filename", None)
+            raise EmbeddingError(
+                f"cannot load the embedding model {self._model_name()!r}: {detail}"
+                + (f" ({where})" if where else "")
+            ) from exc
+
+    def ensure_space(self, path: Path | None = None) -> None:
+        """VectorStoreError when the embedded store's filesystem is nearly full: its
+        memory-mapped files would kill the process (SIGBUS) on a write that cannot land."""
+        if self.settings.qdrant_url:
+            return
+        try:
+            ensure_free(path or self.shard_path(), "vector write")
+        except DiskSpaceError as exc:
+            raise VectorStoreError(str(exc)) from exc
 
     def _check_model(self, collection: str) -> str | None:
         """The model recorded for the active collection; EmbeddingError if it is not ours."""
@@ -219,6 +257,7 @@ class VectorManager:
             "importance": memory.importance,
             "confidence": memory.confidence,
             "tags": list(memory.tags),
+            "tags_lc": [fold_tag(t) for t in memory.tags],  # tag filters ignore case
             "hash": content_hash(memory.content),
             "model": model or self._model_name(),
         }
