@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -34,8 +33,7 @@ from ephemera_tui.engine.observability.recorder import (
 )
 from ephemera_tui.engine.observability.report import collect
 from ephemera_tui.presentation.metrics import format_metrics
-
-EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
+from tests.helpers import EPHEMERA, invoke_ephemera, run_ephemera
 
 
 def seed(engine: Engine, n: int = 12) -> None:
@@ -279,25 +277,22 @@ def test_in_memory_recorder(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------- processes
 
 
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EPHEMERA, *args], env=env, capture_output=True, text=True, timeout=120)
-
-
 def test_search_in_one_process_shows_in_stats_of_another(cli_env: dict[str, str]) -> None:
-    assert run(cli_env, "add", "Coffee with Ana by the river").returncode == 0
+    # Written here (in-process commands), read by a real second process.
+    assert invoke_ephemera("add", "Coffee with Ana by the river", env=cli_env).returncode == 0
     for query in ("coffee", "river", "coffee"):
-        found = run(cli_env, "search", query)
+        found = invoke_ephemera("search", query, env=cli_env)
         assert found.returncode == 0, found.stderr
-    stats = run(cli_env, "stats", "--json")
+    stats = run_ephemera("stats", "--json", env=cli_env)
     assert stats.returncode == 0, stats.stderr
     metrics = json.loads(stats.stdout)["metrics"]
     assert metrics["latency_ms"]["search.total"]["count"] == 3
     assert metrics["latency_ms"]["write.add"]["count"] == 1
     assert len(metrics["series_ms"]["search.total"]) == 3
     assert metrics["embedding_cache"]["misses"] >= 1
-    text = run(cli_env, "stats")
+    text = invoke_ephemera("stats", env=cli_env)
     assert "search.total" in text.stdout and "embedding cache" in text.stdout
-    prom = run(cli_env, "stats", "--prometheus")
+    prom = invoke_ephemera("stats", "--prometheus", env=cli_env)
     assert prom.returncode == 0, prom.stderr
     families = {f.name: f for f in text_string_to_metric_families(prom.stdout)}
     total = [
@@ -327,10 +322,10 @@ def free_port() -> int:
 
 def test_worker_samples_recall_and_serves_metrics(cli_env: dict[str, str]) -> None:
     for text in ("Coffee by the river", "Garden plans", "Lisbon trip", "Sketching"):
-        assert run(cli_env, "add", text).returncode == 0
-    once = run(cli_env, "worker", "--once", "--no-backup")
+        assert invoke_ephemera("add", text, env=cli_env).returncode == 0
+    once = invoke_ephemera("worker", "--once", "--no-backup", env=cli_env)
     assert once.returncode == 0, once.stderr
-    metrics = json.loads(run(cli_env, "stats", "--json").stdout)["metrics"]
+    metrics = json.loads(invoke_ephemera("stats", "--json", env=cli_env).stdout)["metrics"]
     assert metrics["index"]["recall_at_10"] == 1.0  # sampled by the worker's run
     port = free_port()
     worker = subprocess.Popen(
