@@ -4,8 +4,6 @@ backups, the lease that keeps two workers from doing the same work, and health d
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +12,6 @@ import numpy as np
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.backup import list_backups
-from ephemera_tui.engine.vectors import VectorPoint
 from ephemera_tui.engine.sync.worker import (
     CURSOR_KEY,
     Lease,
@@ -22,9 +19,9 @@ from ephemera_tui.engine.sync.worker import (
     check_slice,
     health,
 )
+from ephemera_tui.engine.vectors import VectorPoint
 from tests.conftest import FixedClock
-
-EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
+from tests.helpers import invoke_ephemera
 
 
 def add_many(engine: Engine, n: int) -> list[int]:
@@ -221,19 +218,11 @@ def test_a_scheduled_backup_waits_for_the_user_to_pause(settings: Settings, tmp_
 def test_worker_and_check_commands(settings: Settings, cli_env: dict[str, str]) -> None:
     with Engine(settings) as engine:
         engine.store.insert([Draft(content="a memory for the worker")])  # queued, not indexed
-    once = subprocess.run(
-        [*EPHEMERA, "worker", "--once", "--json", "--no-backup"],
-        env=cli_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    once = invoke_ephemera("worker", "--once", "--json", "--no-backup", env=cli_env)
     assert once.returncode == 0, once.stderr
     run = json.loads(once.stdout.strip().splitlines()[-1])
     assert run["ran"] and run["synced"] == 1 and run["checked"] == 1
-    check = subprocess.run(
-        [*EPHEMERA, "check", "--json"], env=cli_env, capture_output=True, text=True, timeout=60
-    )
+    check = invoke_ephemera("check", "--json", env=cli_env)
     assert check.returncode == 0, check.stderr
     data = json.loads(check.stdout)
     assert data["problems"] == 0
