@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +57,68 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument(
         "--json", action="store_true", help="also print the figures as one JSON line"
     )
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        metavar="URL",
+        help="run on this MySQL/MariaDB server (e.g. mysql+pymysql://root@127.0.0.1:3306): "
+        "a scratch database is created on it and dropped afterwards (default: SQLite)",
+    )
     return parser
+
+
+@contextlib.contextmanager
+def scratch_database(server_url: str | None) -> Iterator[str | None]:
+    """A fresh database on a MySQL/MariaDB server for one run, dropped afterwards.
+
+    ``server_url`` names the server; a database part in it is ignored (the scratch database
+    gets a new name, so a run never touches existing data). None yields None (SQLite).
+    """
+    if not server_url:
+        yield None
+        return
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    server = make_url(server_url).set(database=None)
+    name = f"ephemera_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, connect_args={"connect_timeout": 5})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {name} CHARACTER SET utf8mb4"))
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.execute(text(f"DROP DATABASE IF EXISTS {name}"))
+    finally:
+        admin.dispose()
+
+
+@contextlib.contextmanager
+def bench_engine(
+    prefix: str,
+    overrides: dict[str, Any] | None = None,
+    embedder: CachedEmbedder | None = None,
+    database_url: str | None = None,
+) -> Iterator[Engine]:
+    """An Engine in a temporary data dir (and a scratch MySQL database when a server is
+    given), closed and deleted afterwards."""
+    with temp_dir(prefix) as tmp, scratch_database(database_url) as url:
+        settings = dict(overrides or {})
+        if url:
+            settings["database_url"] = url
+        engine = make_engine(Path(tmp), settings, embedder)
+        try:
+            yield engine
+        finally:
+            engine.close()
+
+
+def backend_name(engine: Engine) -> str:
+    """``sqlite`` or ``mysql`` (as the SQL store sees its URL)."""
+    url = engine.settings.resolved_database_url
+    return "mysql" if url.startswith("mysql") else "sqlite"
 
 
 def settings_overrides(pairs: Sequence[str]) -> dict[str, Any]:

@@ -28,8 +28,8 @@ from _common import (
 from latency import app_engine_on_corpus, corpus_inputs, filtered
 
 from ephemera_tui.engine import Draft
-from ephemera_tui.engine.vectors import EdgeVectors
 from ephemera_tui.engine.sync.worker import Worker
+from ephemera_tui.engine.vectors import EdgeVectors
 
 
 def searches(engine, questions: list[str], start: int, count: int) -> list[float]:

@@ -16,7 +16,16 @@ Scenarios, each over the same queries:
   shows while typing and what a second process gets while another holds the vector store);
 - ``keyword+filter``.
 
-    /work/venv/bin/python bench/latency.py [--sizes 10000,100000] [--queries 200]
+The floor line (``hybrid`` and ``hybrid+filter``) times, for the same queries on the same
+corpus and in the same process, the bare parts a search cannot do without: the model's ONNX
+call on the already tokenised query (the engine's own one-thread session), the qdrant-edge
+query the engine sent (same request, same filter, called on the shard directly), the SQL of
+the keyword side and of the 20-row fetch as the engine ran them (captured, then replayed on
+a raw DB-API connection). A query's floor is ``max(onnx + vector, keyword) + fetch`` (the
+keyword side can run while the query embeds); the table gives Ephemera's p95 over the
+floor's p95. Every row carries the 1-minute load average at its end.
+
+    /work/venv/bin/python bench/latency.py [--sizes 10000,100000] [--queries 200] [--no-floor]
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from _common import (
@@ -99,12 +109,16 @@ def corpus_inputs(
     return turns, questions, turn_vectors, doc_embedder, disk_model.inner  # loads the model
 
 
-def build_corpus(engine, turns: list[str], vectors: np.ndarray, size: int, seed: int = 7) -> float:
+def build_corpus(
+    engine: Engine, turns: list[str], vectors: np.ndarray, size: int, seed: int = 7
+) -> float:
     """Insert ``size`` synthetic memories with vectors; return seconds taken."""
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)
     clock = Stopwatch()
     store, vec_store = engine.store, engine.vectors()
+    manager = getattr(engine, "vector_manager", None)
+    payload = manager.payload if manager is not None else engine._payload  # before the redesign
     batch = 5000
     for offset in range(0, size, batch):
         n = min(batch, size - offset)
@@ -130,15 +144,15 @@ def build_corpus(engine, turns: list[str], vectors: np.ndarray, size: int, seed:
                 )
             )
         memories = store.insert(drafts)
-        vec_store.upsert(
-            [VectorPoint(m.id, vecs[i], engine._payload(m)) for i, m in enumerate(memories)]
-        )
+        vec_store.upsert([VectorPoint(m.id, vecs[i], payload(m)) for i, m in enumerate(memories)])
         store.clear_outbox(store.outbox_for([m.id for m in memories]))
     vec_store.flush()
     return clock()
 
 
-def app_engine_on_corpus(data: Path, overrides: dict, size: int, inputs: tuple) -> Engine:
+def app_engine_on_corpus(
+    data: Path, overrides: dict[str, Any], size: int, inputs: tuple[Any, ...]
+) -> Engine:
     """Build the ``size``-memory corpus in ``data``, then reopen it as the app would: the real
     model, uncached, with its query session ready and the vector store open."""
     turns, _questions, turn_vectors, doc_embedder, model = inputs
@@ -149,6 +163,115 @@ def app_engine_on_corpus(data: Path, overrides: dict, size: int, inputs: tuple) 
     engine.prepare_interactive()
     engine.vectors()
     return engine
+
+
+def load1() -> float:
+    """The 1-minute load average (printed beside every timing)."""
+    return os.getloadavg()[0]
+
+
+class Floor:
+    """The bare parts of one search, timed on the engine's own model session, shard and
+    database (see the module docstring)."""
+
+    def __init__(self, engine: Engine) -> None:
+        from sqlalchemy import event
+
+        self.engine = engine
+        inner = engine.embedder.inner
+        direct = getattr(inner, "direct_query", None)
+        if direct is None:
+            raise SystemExit("floor: the embedder has no direct ONNX path (not a fastembed model)")
+        self.direct: Any = direct
+        self.vectors = engine.vectors()
+        shard = getattr(self.vectors, "_shard", None)
+        if shard is None or not hasattr(self.vectors, "_call"):
+            raise SystemExit("floor: the vector store is not the embedded qdrant-edge shard")
+        self.shard: Any = shard
+        self.statements: list[tuple[str, object]] = []
+        self.requests: list[object] = []
+        self._capturing = False
+        sql_engine = engine.store.engine
+
+        def capture_sql(*args: Any) -> None:  # conn, cursor, statement, parameters, ...
+            statement, parameters = args[2], args[3]
+            if self._capturing:
+                self.statements.append((statement, parameters))
+
+        event.listen(sql_engine, "before_cursor_execute", capture_sql)
+        original = self.vectors._call
+
+        def capture_call(action: str, method: str, *args: object) -> object:
+            if self._capturing and method == "query":
+                self.requests.append(args[0])
+            return original(action, method, *args)
+
+        self.vectors._call = capture_call  # type: ignore[method-assign]
+        self.raw = sql_engine.raw_connection()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def _replay(self, statements: list[tuple[str, object]]) -> float:
+        cursor = self.raw.cursor()
+        mark = time.perf_counter()
+        for statement, parameters in statements:
+            cursor.execute(statement, parameters)
+            cursor.fetchall()
+        took = (time.perf_counter() - mark) * 1000
+        cursor.close()
+        return took
+
+    def measure(self, raw: str) -> dict[str, float]:
+        """Run the search once to capture what it sends, then time the bare parts."""
+        self.statements.clear()
+        self.requests.clear()
+        self._capturing = True
+        try:
+            self.engine.search(raw, limit=20)
+        finally:
+            self._capturing = False
+        keyword = [(s, p) for s, p in self.statements if "MATCH" in s.upper()]
+        fetch = [
+            (s, p)
+            for s, p in self.statements
+            if "FROM MEMORY_FRAGMENTS" in s.upper()
+            and " IN (" in s.upper()
+            and "MATCH" not in s.upper()
+        ]
+        feed = self.direct.feed(self.engine.parse(raw).text)
+        mark = time.perf_counter()
+        self.direct.run(feed)
+        onnx = (time.perf_counter() - mark) * 1000
+        vector = 0.0
+        for request in self.requests:
+            mark = time.perf_counter()
+            self.shard.query(request)
+            vector += (time.perf_counter() - mark) * 1000
+        kw = self._replay(keyword)
+        fetched = self._replay(fetch)
+        return {
+            "onnx": onnx,
+            "vector": vector,
+            "keyword": kw,
+            "fetch": fetched,
+            "floor": max(onnx + vector, kw) + fetched,
+        }
+
+
+def run_floor(engine: Engine, queries: list[str], with_filter: bool) -> dict[str, float]:
+    floor = Floor(engine)
+    try:
+        parts: dict[str, list[float]] = {}
+        for n, query in enumerate(queries):
+            raw = filtered(query, n) if with_filter else query
+            for key, value in floor.measure(raw).items():
+                parts.setdefault(key, []).append(value)
+    finally:
+        floor.close()
+    out = {f"{k}_p50": percentile(v, 50) for k, v in parts.items()}
+    out["floor_p95"] = percentile(parts["floor"], 95)
+    return out
 
 
 def filtered(query: str, n: int) -> str:
@@ -162,7 +285,9 @@ def filtered(query: str, n: int) -> str:
     return f"source:{SOURCES[n % len(SOURCES)]} {query}"
 
 
-def run_scenario(engine, queries: list[str], semantic: bool, with_filter: bool) -> dict:
+def run_scenario(
+    engine: Engine, queries: list[str], semantic: bool, with_filter: bool
+) -> dict[str, float]:
     totals: list[float] = []
     parts: dict[str, list[float]] = {}
     for n, query in enumerate(queries):
@@ -189,11 +314,13 @@ def main() -> int:
     parser.add_argument(
         "--optimize", action="store_true", help="build the HNSW index (ephemera optimize) first"
     )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor line")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
     overrides = settings_overrides(args.set)
     rows = []
+    floor_rows = []
     figures = []
     for size in sizes:
         with temp_dir(f"latency-{size}") as tmp:
@@ -226,7 +353,27 @@ def main() -> int:
                     qs = [
                         questions[(i + s_index * 97) % len(questions)] for i in range(args.queries)
                     ]
-                    stats = run_scenario(engine, qs, semantic, with_filter)
+                    stats: dict[str, Any] = dict(run_scenario(engine, qs, semantic, with_filter))
+                    stats["load1"] = load1()
+                    if semantic and not args.no_floor:
+                        bare = run_floor(engine, qs, with_filter)
+                        bare["load1"] = load1()
+                        stats["floor"] = bare
+                        floor_rows.append(
+                            [
+                                size,
+                                name,
+                                stats["p95"],
+                                bare["floor_p50"],
+                                bare["floor_p95"],
+                                stats["p95"] / bare["floor_p95"],
+                                bare["onnx_p50"],
+                                bare["vector_p50"],
+                                bare["keyword_p50"],
+                                bare["fetch_p50"],
+                                bare["load1"],
+                            ]
+                        )
                     row = {"memories": size, "scenario": name, **stats}
                     figures.append(row)
                     rows.append(
@@ -238,6 +385,7 @@ def main() -> int:
                             stats.get("embed_p50", 0.0),
                             stats.get("vector_p50", 0.0),
                             stats.get("keyword_p50", 0.0),
+                            stats["load1"],
                         ]
                     )
                 print(
@@ -249,10 +397,39 @@ def main() -> int:
                 engine.close()
     print(
         table(
-            ["memories", "scenario", "p50 ms", "p95 ms", "embed p50", "vector p50", "keyword p50"],
+            [
+                "memories",
+                "scenario",
+                "p50 ms",
+                "p95 ms",
+                "embed p50",
+                "vector p50",
+                "keyword p50",
+                "load",
+            ],
             rows,
         )
     )
+    if floor_rows:
+        print("\nFloor: bare ONNX call + bare shard query vs bare keyword SQL, + bare 20-row fetch")
+        print(
+            table(
+                [
+                    "memories",
+                    "scenario",
+                    "p95 ms",
+                    "floor p50",
+                    "floor p95",
+                    "p95 / floor p95",
+                    "onnx p50",
+                    "shard p50",
+                    "keyword sql p50",
+                    "fetch p50",
+                    "load",
+                ],
+                floor_rows,
+            )
+        )
     if args.json:
         print(json.dumps(figures))
     return 0

@@ -11,74 +11,30 @@ Prints recall@1/5/10/20 of the evidence turns per category and overall, and sess
 recall@5 (sessions ranked by their first hit).
 
     /work/venv/bin/python bench/quality_locomo.py [--data DIR] [--set semantic_weight=0.6]
+        [--database-url mysql+pymysql://root@127.0.0.1:3306]
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
-from pathlib import Path
 
 from _common import (
     Stopwatch,
+    backend_name,
     base_parser,
+    bench_engine,
     cached_embedder,
     describe_settings,
-    make_engine,
     settings_overrides,
     table,
-    temp_dir,
 )
+from _datasets import LOCOMO_CATEGORIES as CATEGORIES
+from _datasets import load_conversation, session_time  # noqa: F401 (re-exported)
 
-from ephemera_tui.engine import Draft
-
-CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (1, 5, 10, 20)
-
-
-def session_time(value: str) -> int:
-    """``1:56 pm on 8 May, 2023`` -> Unix seconds (read as UTC)."""
-    moment = datetime.strptime(value.strip(), "%I:%M %p on %d %B, %Y")
-    return int(moment.replace(tzinfo=UTC).timestamp())
-
-
-def load_conversation(path: Path) -> tuple[str, list[tuple[str, Draft]], list[dict]]:
-    """(conversation id, [(dia_id, draft)], questions)."""
-    data = json.loads(path.read_text(encoding="utf-8"))
-    conv = data.get("conversation", data)
-    name = path.stem
-    turns: list[tuple[str, Draft]] = []
-    sessions = sorted(
-        (int(m.group(1)), key)
-        for key in conv
-        if (m := re.fullmatch(r"session_(\d+)", key)) and isinstance(conv[key], list)
-    )
-    for _number, key in sessions:
-        start = session_time(conv[f"{key}_date_time"])
-        for index, turn in enumerate(conv[key]):
-            draft = Draft(
-                content=f"{turn['speaker']}: {turn['text']}",
-                created_at=start + index,
-                source="chat",
-                tags=(name,),
-            )
-            turns.append((turn["dia_id"], draft))
-    questions = []
-    for qa in data["qa"]:
-        if qa.get("category") not in CATEGORIES:
-            continue
-        evidence = [e.strip() for item in qa.get("evidence", []) for e in re.split(r"[;,]", item)]
-        evidence = [e for e in evidence if e]
-        if not evidence:
-            continue
-        questions.append(
-            {"question": qa["question"], "category": qa["category"], "evidence": evidence}
-        )
-    return name, turns, questions
 
 
 def session_of(dia_id: str) -> str:
@@ -99,8 +55,7 @@ def main() -> int:
     per_cat: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     session_recall: dict[int, list[float]] = defaultdict(list)
     latencies: list[float] = []
-    with temp_dir("locomo") as tmp:
-        engine = make_engine(Path(tmp), overrides, embedder)
+    with bench_engine("locomo", overrides, embedder, args.database_url) as engine:
         try:
             clock = Stopwatch()
             convs = [load_conversation(f) for f in files]
@@ -134,8 +89,8 @@ def main() -> int:
                         len(wanted_s & set(sessions[:5])) / len(wanted_s)
                     )
             desc = describe_settings(engine)
+            backend = backend_name(engine)
         finally:
-            engine.close()
             cache.save()
 
     rows = []
@@ -155,7 +110,7 @@ def main() -> int:
         row(f"{cat} {label}", [cat])
     row("overall", list(CATEGORIES))
     print(f"LoCoMo dev: {len(convs)} conversations, {n_memories} memories, {n_questions} questions")
-    print(f"settings: {desc}")
+    print(f"settings: {desc} backend={backend}")
     print(f"load + index {load_s:.1f}s; search p50 {sorted(latencies)[len(latencies) // 2]:.1f} ms")
     print(table(["category", "n", "R@1", "R@5", "R@10", "R@20", "session R@5"], rows))
     if args.json:

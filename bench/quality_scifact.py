@@ -6,6 +6,7 @@ Relevance is binary (``qrels/train.tsv``). Double quotes in a claim are dropped 
 make a phrase filter).
 
     /work/venv/bin/python bench/quality_scifact.py [--data DIR] [--set semantic_weight=0.6]
+        [--database-url mysql+pymysql://root@127.0.0.1:3306]
 
 The first run embeds 5,183 abstracts with the real model (minutes on 2 cores); the vectors
 are cached under /tmp (see bench/_common.py), so later runs take well under a minute.
@@ -19,17 +20,18 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 from _common import (
     Stopwatch,
+    backend_name,
     base_parser,
+    bench_engine,
     cached_embedder,
     describe_settings,
-    make_engine,
     percentile,
     settings_overrides,
     table,
-    temp_dir,
 )
 
 from ephemera_tui.engine import Draft
@@ -37,7 +39,7 @@ from ephemera_tui.engine import Draft
 BASE_TIME = 1_600_000_000
 
 
-def read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
@@ -75,8 +77,7 @@ def main() -> int:
     recalls: list[float] = []
     recall10: list[float] = []
     latencies: list[float] = []
-    with temp_dir("scifact") as tmp:
-        engine = make_engine(Path(tmp), overrides, embedder)
+    with bench_engine("scifact", overrides, embedder, args.database_url) as engine:
         try:
             clock = Stopwatch()
             drafts = [
@@ -105,8 +106,8 @@ def main() -> int:
                 recalls.append(len(set(ranked[:100]) & set(relevant)) / len(relevant))
                 recall10.append(len(set(ranked[:10]) & set(relevant)) / len(relevant))
             desc = describe_settings(engine)
+            backend = backend_name(engine)
         finally:
-            engine.close()
             cache.save()
     n = len(judged)
     figures = {
@@ -115,7 +116,7 @@ def main() -> int:
         "R@100": sum(recalls) / n,
     }
     print(f"SciFact train: {len(corpus)} abstracts, {n} claims")
-    print(f"settings: {desc}")
+    print(f"settings: {desc} backend={backend}")
     print(f"load + index {load_s:.1f}s; search p50 {percentile(latencies, 50):.1f} ms")
     print(table(["claims", "nDCG@10", "R@10", "R@100"], [[n, *figures.values()]]))
     if args.json:
