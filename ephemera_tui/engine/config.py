@@ -51,10 +51,28 @@ class Settings:
     database_url: str | None = None
     """``sqlite:///PATH`` or ``mysql+pymysql://USER:PASS@HOST:PORT/DB``; unset: SQLite in
     the data dir."""
+    database_read_urls: tuple[str, ...] = ()
+    """MySQL/MariaDB read replicas of ``database_url`` (TOML list, or comma-separated in
+    ``EPHEMERA_DATABASE_READ_URLS``): search, browse, timeline and report reads go there;
+    writes, and a process's reads until a replica has applied its writes, go to the
+    primary."""
+    replica_max_lag_s: float = 5.0
+    """A replica further behind than this (seconds), stopped or unreachable is skipped with a
+    notice until it catches up."""
     qdrant_url: str | None = None
     """A Qdrant server URL; unset: the embedded qdrant-edge shard in the data dir."""
     qdrant_api_key: str | None = None
     """The Qdrant server's API key."""
+    qdrant_shards: int = 1
+    """Shards of a server collection when Ephemera creates it (a cluster spreads them over
+    its nodes); an existing collection keeps its own."""
+    qdrant_replication_factor: int = 1
+    """Copies of each shard a server collection is created with."""
+    qdrant_write_consistency: int = 1
+    """Replicas that must acknowledge a write (the collection's write consistency factor, at
+    most ``qdrant_replication_factor``)."""
+    qdrant_write_ordering: str = "weak"
+    """The ordering of vector writes on a cluster: ``weak``, ``medium`` or ``strong``."""
     embedding_model: str = "ephemera/all-MiniLM-L6-v2-int8"
     """The offline default, any fastembed model name, or ``path:DIR`` (ONNX + tokenizer)."""
     embedding_url: str | None = None
@@ -81,6 +99,13 @@ class Settings:
     0 never."""
     sync_interval: float = 1.0
     """Seconds between upkeep runs in the app."""
+    worker_slices: int = 1
+    """1: one upkeep worker at a time does everything (others stand by); more: the outbox
+    and the cross-check are split into this many slices, each leased by one worker, so
+    several ``ephemera worker`` processes share the work."""
+    worker_lease_s: float = 30.0
+    """Seconds a worker's lease lasts without renewal: how soon a killed worker's work is
+    taken over."""
     backup_dir: Path | None = None
     """Where backups go (``ephemera backup`` and the scheduled ones); unset:
     ``<data_dir>/backups``."""
@@ -152,8 +177,18 @@ _RANGES: dict[str, tuple[float, float]] = {
     "index_threshold": (0, 1_000_000_000),
     "sync_interval": (0.05, 86_400.0),
     "backup_every_hours": (0.0, 24.0 * 3650),
+    "replica_max_lag_s": (0.0, 86_400.0),
+    "qdrant_shards": (1, 1024),
+    "qdrant_replication_factor": (1, 64),
+    "qdrant_write_consistency": (1, 64),
+    "worker_slices": (1, 1024),
+    "worker_lease_s": (1.0, 86_400.0),
 }
-_CHOICES = {"fusion": ("score", "rrf"), "service": ("auto", "off")}
+_CHOICES = {
+    "fusion": ("score", "rrf"),
+    "service": ("auto", "off"),
+    "qdrant_write_ordering": ("weak", "medium", "strong"),
+}
 
 
 def _coerce(name: str, value: Any, source: str) -> Any:
@@ -162,6 +197,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
     try:
         if value is None:
             return None
+        if kind.startswith("tuple"):
+            return _url_list(value)
         if "Path" in kind:
             return Path(str(value)).expanduser()
         if kind.startswith("int"):
@@ -200,6 +237,36 @@ def _check_database_url(url: str) -> None:
         raise ValueError("an in-memory SQLite database keeps nothing; use sqlite:///PATH")
     if scheme.startswith("mysql") and "/" not in url.split("://", 1)[1].split("?")[0].rstrip("/"):
         raise ValueError("the URL names no database: mysql+pymysql://USER@HOST:PORT/DB")
+
+
+def _url_list(value: Any) -> tuple[str, ...]:
+    """A list of database URLs: a TOML list, or one comma-separated string (the
+    environment); each must be a MySQL/MariaDB URL naming its driver and database."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError("expected a list of URLs")
+    urls = tuple(i.strip() for i in items if i.strip())
+    for url in urls:
+        _check_database_url(url)
+        if not url.lower().startswith(("mysql+", "mariadb+")):
+            raise ValueError(f"{url.split('://')[0]}: read replicas are MySQL/MariaDB URLs")
+    return urls
+
+
+def _check_combined(settings: Settings) -> None:
+    """Checks that involve two settings (one line naming both)."""
+    if settings.database_read_urls and not settings.resolved_database_url.lower().startswith(
+        ("mysql+", "mariadb+")
+    ):
+        raise ConfigError(
+            "database_read_urls: read replicas need a MySQL/MariaDB database_url (the primary)"
+        )
+    if settings.qdrant_write_consistency > settings.qdrant_replication_factor:
+        raise ConfigError(
+            f"qdrant_write_consistency {settings.qdrant_write_consistency} exceeds "
+            f"qdrant_replication_factor {settings.qdrant_replication_factor}: a write cannot "
+            "wait for more replicas than there are"
+        )
 
 
 def _keys_table(value: Any, source: str) -> dict[str, str]:
@@ -264,6 +331,7 @@ def load_settings(
         if value is not None:
             values[name] = _coerce(name, value, f"--{name.replace('_', '-')}")
     settings = Settings(**values)
+    _check_combined(settings)
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         raise ConfigError(f"data dir {settings.data_dir} is a file, not a directory")
     return settings

@@ -12,10 +12,10 @@ import itertools
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Text, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -26,7 +26,10 @@ from ..filters import SearchFilter
 from .conditions import filter_conditions
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
 from .keyword import mysql_keyword, sqlite_keyword
+from .replicas import ReplicaSet, ReplicaState
 from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,20 +76,56 @@ def _row_to_memory(row: Any) -> Memory:
 
 
 class SqlStore:
-    """All SQL the engine runs. Methods raise :class:`DatabaseError` with a one-line message."""
+    """All SQL the engine runs. Methods raise :class:`DatabaseError` with a one-line message.
 
-    def __init__(self, url: str, clock: Any = time.time) -> None:
+    ``read_urls`` are read replicas of a MySQL/MariaDB primary (see :mod:`.replicas`): the
+    reads of search, browse, the timeline and reports go there while one is usable and has
+    applied this process's writes; everything else reads and writes the primary.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        clock: Any = time.time,
+        *,
+        read_urls: Sequence[str] = (),
+        replica_max_lag_s: float = 5.0,
+    ) -> None:
         self.url = url
         self.clock = clock
         self.engine = make_sql_engine(url)
         self.is_mysql = is_mysql(self.engine)
         self.ids = IdAllocator(clock)
+        self.replicas: ReplicaSet | None = None
         try:
             migrate(self.engine)
         except OperationalError as exc:
             raise database_error(exc, url) from exc
         except SQLAlchemyError as exc:
             raise DatabaseError(f"cannot prepare database {describe_url(url)}: {exc}") from exc
+        if read_urls:
+            self.use_replicas(read_urls, replica_max_lag_s)
+
+    def use_replicas(self, urls: Sequence[str], max_lag_s: float = 5.0) -> None:
+        """Send replica-safe reads to these MySQL/MariaDB replicas (none: all to the primary).
+
+        Replaces any replicas set before. The primary's GTID position now is the first one
+        a replica must have applied before it reads for this process."""
+        if urls and not self.is_mysql:
+            raise DatabaseError(
+                "read replicas need a MySQL/MariaDB primary; database_url is "
+                f"{describe_url(self.url)}"
+            )
+        old, self.replicas = self.replicas, None
+        if old is not None:
+            old.close()
+        if urls:
+            with self._guard():
+                self.replicas = ReplicaSet(urls, self.engine, max_lag_s=max_lag_s)
+
+    def replica_states(self) -> list[ReplicaState]:
+        """Each read replica's state: status, lag, notice, reads served and skipped."""
+        return [] if self.replicas is None else self.replicas.states()
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -103,16 +142,42 @@ class SqlStore:
         with (
             self._guard(),
             self.engine.connect().execution_options(ephemera_write=True) as conn,
-            conn.begin(),
         ):
-            yield conn
+            with conn.begin():
+                yield conn
+            if self.replicas is not None:
+                self.replicas.wrote(conn)  # reads wait for the replicas to apply this
 
     @contextmanager
-    def read(self) -> Iterator[Connection]:
+    def read(self, *, replica_ok: bool = False) -> Iterator[Connection]:
+        """A connection for reads: the primary, or with ``replica_ok`` a read replica that
+        is usable and has applied this process's writes (the primary when none is).
+
+        A replica that cannot be reached is skipped before the block runs; one that fails
+        while it runs is not retried here (the store's own replica reads go through
+        :meth:`_routed`, which then answers from the primary)."""
+        if replica_ok and self.replicas is not None:
+            with self.replicas.connect() as found:
+                if found is not None:
+                    with self._guard():
+                        yield found[0]
+                    return
         with self._guard(), self.engine.connect() as conn:
             yield conn
 
+    def _routed(self, query: Callable[[Connection], T], replica_ok: bool = True) -> T:
+        """Run ``query`` on a usable replica when allowed, else (or when it fails there)
+        on the primary: a replica's trouble is never the caller's error."""
+        if replica_ok and self.replicas is not None:
+            done, result = self.replicas.run(query)
+            if done:
+                return result  # type: ignore[no-any-return]
+        with self.read() as conn:
+            return query(conn)
+
     def close(self) -> None:
+        if self.replicas is not None:
+            self.replicas.close()
         self.engine.dispose()
 
     # ------------------------------------------------------------------ writes
@@ -424,10 +489,12 @@ class SqlStore:
 
     # ------------------------------------------------------------------ reads
 
-    def get_many(self, ids: Sequence[int]) -> dict[int, Memory]:
-        """Fetch memories by id in one query per 500 ids (the enrichment step)."""
+    def get_many(self, ids: Sequence[int], *, replica_ok: bool = False) -> dict[int, Memory]:
+        """Fetch memories by id in one query per 500 ids (the enrichment step). With
+        ``replica_ok`` (search results) a read replica may answer; the outbox, imports and
+        edits read the primary."""
         out: dict[int, Memory] = {}
-        with self.read() as conn:
+        with self.read(replica_ok=replica_ok) as conn:
             for chunk in _chunks(list(dict.fromkeys(ids)), 500):
                 for row in conn.execute(select(FRAGMENTS).where(FRAGMENTS.c.id.in_(chunk))):
                     out[int(row.id)] = _row_to_memory(row)
@@ -439,13 +506,14 @@ class SqlStore:
             raise NotFoundError(f"no memory with id {memory_id}")
         return found
 
-    def count(self, flt: SearchFilter | None = None) -> int:
-        with self.read() as conn:
-            query = select(func.count()).select_from(FRAGMENTS)
-            conds = self.filter_conditions(flt) if flt else []
-            if conds:
-                query = query.where(*conds)
-            return int(conn.execute(query).scalar() or 0)
+    def count(self, flt: SearchFilter | None = None, *, replica_ok: bool = False) -> int:
+        """Memories matching ``flt`` (all without one); ``replica_ok`` for the browse views'
+        totals (a restore's emptiness check and backups read the primary)."""
+        query = select(func.count()).select_from(FRAGMENTS)
+        conds = self.filter_conditions(flt) if flt else []
+        if conds:
+            query = query.where(*conds)
+        return self._routed(lambda conn: int(conn.execute(query).scalar() or 0), replica_ok)
 
     def filter_conditions(self, flt: SearchFilter) -> list[Any]:
         """SQL conditions for a filter (see :func:`.conditions.filter_conditions`)."""
@@ -456,8 +524,9 @@ class SqlStore:
         conds = self.filter_conditions(flt)
         if not conds:
             return set(ids)
-        out: set[int] = set()
-        with self.read() as conn:
+
+        def query(conn: Connection) -> set[int]:
+            out: set[int] = set()
             for chunk in _chunks(list(ids), 500):
                 out.update(
                     int(r[0])
@@ -465,7 +534,9 @@ class SqlStore:
                         select(FRAGMENTS.c.id).where(FRAGMENTS.c.id.in_(chunk), *conds)
                     )
                 )
-        return out
+            return out
+
+        return self._routed(query)
 
     def keyword_search(
         self, terms: Sequence[str], flt: SearchFilter, limit: int, budget: int | None = None
@@ -475,9 +546,9 @@ class SqlStore:
         if not words:
             return []
         conds = self.filter_conditions(flt)
+        if self.is_mysql:
+            return self._routed(lambda conn: mysql_keyword(conn, words, conds, limit))
         with self.read() as conn:
-            if self.is_mysql:
-                return mysql_keyword(conn, words, conds, limit)
             return sqlite_keyword(conn, words, conds, limit, budget, str(self.engine.url))
 
     def browse(
@@ -494,15 +565,14 @@ class SqlStore:
         conds = self.filter_conditions(flt) if flt else []
         if conds:
             query = query.where(*conds)
-        with self.read() as conn:
-            return [_row_to_memory(r) for r in conn.execute(query)]
+        return self._routed(lambda conn: [_row_to_memory(r) for r in conn.execute(query)])
 
     def position_before(self, created_at: int, flt: SearchFilter | None = None) -> int:
         """How many memories are newer than ``created_at`` (jump-to-date in the timeline)."""
         c = FRAGMENTS.c
         conds = [c.created_at >= created_at] + (self.filter_conditions(flt) if flt else [])
-        with self.read() as conn:
-            return int(conn.execute(select(func.count()).where(*conds)).scalar() or 0)
+        query = select(func.count()).where(*conds)
+        return self._routed(lambda conn: int(conn.execute(query).scalar() or 0))
 
     def activity_days(
         self, utc_offset: int, flt: SearchFilter | None = None
@@ -515,27 +585,24 @@ class SqlStore:
         conds = self.filter_conditions(flt) if flt else []
         if conds:
             query = query.where(*conds)
-        with self.read() as conn:
-            return [(int(r[0]), int(r[1])) for r in conn.execute(query)]
+        return self._routed(lambda conn: [(int(r[0]), int(r[1])) for r in conn.execute(query)])
 
     def tag_counts(self, limit: int = 1000) -> list[tuple[str, int]]:
-        with self.read() as conn:
-            rows = conn.execute(
-                select(TAGS.c.tag, func.count().label("n"))
-                .group_by(TAGS.c.tag)
-                .order_by(text("n DESC"), TAGS.c.tag)
-                .limit(limit)
-            ).all()
-        return [(r[0], int(r[1])) for r in rows]
+        query = (
+            select(TAGS.c.tag, func.count().label("n"))
+            .group_by(TAGS.c.tag)
+            .order_by(text("n DESC"), TAGS.c.tag)
+            .limit(limit)
+        )
+        return self._routed(lambda conn: [(r[0], int(r[1])) for r in conn.execute(query)])
 
     def source_counts(self) -> list[tuple[str, int]]:
-        with self.read() as conn:
-            rows = conn.execute(
-                select(FRAGMENTS.c.source, func.count().label("n"))
-                .group_by(FRAGMENTS.c.source)
-                .order_by(text("n DESC"))
-            ).all()
-        return [(r[0], int(r[1])) for r in rows]
+        query = (
+            select(FRAGMENTS.c.source, func.count().label("n"))
+            .group_by(FRAGMENTS.c.source)
+            .order_by(text("n DESC"))
+        )
+        return self._routed(lambda conn: [(r[0], int(r[1])) for r in conn.execute(query)])
 
     def linked_to(self, memory_id: int) -> list[int]:
         """Ids of memories whose associations point at ``memory_id`` (the reverse links)."""
