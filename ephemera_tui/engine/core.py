@@ -30,6 +30,7 @@ from .domain import (
     ImportReport,
     Memory,
     SearchResult,
+    SyncReport,
 )
 from .embedder import CachedEmbedder, load_embedder
 from .errors import EphemeraError, NotFoundError, VectorStoreError
@@ -38,7 +39,7 @@ from .observability.instrument import instrumented, open_metrics
 from .query import ParsedQuery, parse_query
 from .search import HybridSearch
 from .store import MetaKey, SqlStore, describe_url
-from .sync.outbox import OutboxDrain, SyncReport, embed_text
+from .sync.outbox import OutboxDrain, embed_text
 from .vectors import VectorManager, VectorStore
 
 if TYPE_CHECKING:

@@ -103,8 +103,11 @@ def primary_key_value(value: Any) -> str | None:
         return None
     if isinstance(value, int):
         return str(value)
-    ok = isinstance(value, str) and 0 < len(value) <= 511
-    if ok and all(c.isascii() and (c.isalnum() or c in "-_") for c in value):
+    if (
+        isinstance(value, str)
+        and 0 < len(value) <= 511
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    ):
         return value
     return None
 

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Text, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlmodel import Session, col
+from sqlmodel import select as sm_select
 
 from ..domain import Change, Draft, Memory, content_hash
 from ..errors import ConflictError, DatabaseError, NotFoundError
@@ -27,7 +29,7 @@ from .conditions import filter_conditions
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
 from .keyword import mysql_keyword, sqlite_keyword
 from .replicas import ReplicaSet, ReplicaState
-from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
+from .tables import CHANGES, FRAGMENTS, OUTBOX, TAGS, MemoryFragment, Meta
 
 T = TypeVar("T")
 
@@ -494,9 +496,12 @@ class SqlStore:
         ``replica_ok`` (search results) a read replica may answer; the outbox, imports and
         edits read the primary."""
         out: dict[int, Memory] = {}
-        with self.read(replica_ok=replica_ok) as conn:
+        with self.read(replica_ok=replica_ok) as conn, Session(bind=conn) as session:
             for chunk in _chunks(list(dict.fromkeys(ids)), 500):
-                for row in conn.execute(select(FRAGMENTS).where(FRAGMENTS.c.id.in_(chunk))):
+                found = session.exec(
+                    sm_select(MemoryFragment).where(col(MemoryFragment.id).in_(chunk))
+                )
+                for row in found:
                     out[int(row.id)] = _row_to_memory(row)
         return out
 
@@ -669,27 +674,29 @@ class SqlStore:
     # ------------------------------------------------------------------ meta
 
     def get_meta(self, key: str) -> str | None:
-        with self.read() as conn:
-            return conn.execute(select(META.c.value).where(META.c.key == key)).scalar()
+        """A meta value (see :class:`~.meta.MetaKey`), or None when unset."""
+        with self.read() as conn, Session(bind=conn) as session:
+            row = session.get(Meta, key)
+            return None if row is None else row.value
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a meta value; writes nothing when it already holds ``value`` (idle upkeep
         re-stamps the same values, and an idle app must not write)."""
         if self.get_meta(key) == value:
             return
-        with self.write() as conn:
-            conn.execute(delete(META).where(META.c.key == key))
-            conn.execute(insert(META).values(key=key, value=value))
+        with self.write() as conn, Session(bind=conn) as session:
+            session.merge(Meta(key=key, value=value))
+            session.flush()
 
     def swap_meta(self, key: str, expected: str | None, value: str) -> bool:
         """Set ``key`` to ``value`` only if it still holds ``expected`` (None: unset), in one
         transaction; False when another process changed it first."""
-        with self.write() as conn:
-            current = conn.execute(select(META.c.value).where(META.c.key == key)).scalar()
-            if current != expected:
+        with self.write() as conn, Session(bind=conn) as session:
+            row = session.get(Meta, key, with_for_update=self.is_mysql)
+            if (None if row is None else row.value) != expected:
                 return False
-            conn.execute(delete(META).where(META.c.key == key))
-            conn.execute(insert(META).values(key=key, value=value))
+            session.merge(Meta(key=key, value=value))
+            session.flush()
             return True
 
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, Index, Integer, SmallInteger, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects.mysql import MEDIUMTEXT, TINYINT
 from sqlmodel import Field, SQLModel
 
@@ -106,9 +116,11 @@ class Meta(SQLModel, table=True):
     value: str = Field(sa_column=Column(Text, nullable=False))
 
 
-# The Core tables behind the models, for the bulk and full-text paths that need SQL expressions.
-FRAGMENTS = MemoryFragment.__table__  # type: ignore[attr-defined]
-TAGS = MemoryTag.__table__  # type: ignore[attr-defined]
-OUTBOX = VectorOutbox.__table__  # type: ignore[attr-defined]
-META = Meta.__table__  # type: ignore[attr-defined]
-CHANGES = MemoryChange.__table__  # type: ignore[attr-defined]
+# The Core tables behind the models, for the bulk and full-text paths that need SQL expressions
+# (single-row reads and meta keys go through the models; see sql.py).
+_TABLES = SQLModel.metadata.tables
+FRAGMENTS: Table = _TABLES[MemoryFragment.__tablename__]
+TAGS: Table = _TABLES[MemoryTag.__tablename__]
+OUTBOX: Table = _TABLES[VectorOutbox.__tablename__]
+META: Table = _TABLES[Meta.__tablename__]
+CHANGES: Table = _TABLES[MemoryChange.__tablename__]

@@ -17,6 +17,7 @@ from ..diskspace import DiskSpaceError, ensure_free
 from ..domain import Memory, content_hash
 from ..errors import EmbeddingError, EphemeraError, VectorStoreError
 from ..filters import fold_tag
+from ..redact import redact
 from ..store import MetaKey
 from .base import COLLECTION, VectorPoint, VectorStore
 from .open import open_vectors
@@ -92,7 +93,7 @@ class VectorManager:
             try:
                 self._open()
             except (VectorStoreError, EmbeddingError) as exc:
-                self._error = str(exc)
+                self._error = redact(str(exc), self.settings.qdrant_url)  # printed and stored
                 self._retry_at = self.clock() + RETRY_SECONDS
                 return None
             return self._vectors
@@ -103,11 +104,11 @@ class VectorManager:
         collection = self.collection()
         shard = self.shard_path(collection)
         lock = None
+        recorded = self._check_model(collection)  # SQL and the configured name: no model load
         try:
             if not self.settings.qdrant_url:
                 self.ensure_space(shard)
                 lock = ShardLock(shard)
-            recorded = self._check_model(collection)
             embedder = self._load_embedder()
             self._vectors = open_vectors(
                 self.settings.qdrant_url,
