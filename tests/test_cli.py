@@ -1,4 +1,5 @@
-"""The ``ephemera`` command in real subprocesses: happy paths, bad input, two processes."""
+"""The ``ephemera`` command: happy paths and bad input in-process (Typer's CliRunner), and two
+real processes where a second process is the point."""
 
 from __future__ import annotations
 
@@ -10,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
+from tests.helpers import invoke_ephemera, run_ephemera
 
 
 def run(
     env: dict[str, str], *args: str, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*EPHEMERA, *args], env=env, input=stdin, capture_output=True, text=True, timeout=120
-    )
+    """``ephemera ARGS`` in this process (see tests/helpers.py)."""
+    return invoke_ephemera(*args, env=env, input=stdin)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: str) -> None:
@@ -200,14 +200,14 @@ def test_second_process_writes_while_the_first_holds_the_vector_store(
     try:
         assert holder.stdout is not None and holder.stdin is not None
         assert holder.stdout.readline().strip() == "ready"
-        added = run(cli_env, "add", "the red kite over the valley")
+        added = run_ephemera("add", "the red kite over the valley", env=cli_env)
         assert added.returncode == 0, added.stderr
         assert "semantic indexing deferred" in added.stderr
-        found = run(cli_env, "search", "kite")
+        found = run_ephemera("search", "kite", env=cli_env)
         assert found.returncode == 0
         assert "keyword results only" in found.stderr and "another process" in found.stderr
         assert "red kite" in found.stdout
-        assert json.loads(run(cli_env, "stats", "--json").stdout)["pending"] == 1
+        assert json.loads(run_ephemera("stats", "--json", env=cli_env).stdout)["pending"] == 1
         holder.stdin.write("sync\n")
         holder.stdin.flush()
         assert holder.stdout.readline().split() == ["synced", "1"]
@@ -217,6 +217,6 @@ def test_second_process_writes_while_the_first_holds_the_vector_store(
             holder.stdin.flush()
         holder.wait(timeout=30)
     time.sleep(0.2)
-    after = run(cli_env, "search", "kite", "--json")
+    after = run_ephemera("search", "kite", "--json", env=cli_env)
     assert after.stderr == ""
     assert json.loads(after.stdout)[0]["semantic_rank"] == 1
