@@ -8,15 +8,20 @@
   comparison in the background, logged to ``<data_dir>/migration/shadow.jsonl``.
 - :func:`compare`: each query against both, overlap@k, rank agreement and latency side by side.
 
-Only the few endpoints below are used: ``POST /indexes/<uid>/documents`` (add or replace),
-``DELETE /indexes/<uid>/documents/<id>`` and ``POST /indexes/<uid>/search``.
+Everything works on the configured index, with the mapping the import recorded for that index
+(``meili.sources[index]``; ``meili.source`` for journals imported before there was one record
+per index). Only three calls are made: ``POST /indexes/<uid>/documents`` (add or replace),
+``DELETE /indexes/<uid>/documents/<id>`` and ``POST /indexes/<uid>/search``. Their tasks are
+not polled: a write counts as sent once MeiliSearch has enqueued it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import copy
 import json
+import logging
 import statistics
 import threading
 import time
@@ -25,10 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..engine.domain import Hit, Memory, SearchResult
+from ..engine.domain import MAX_TAG_LEN, Hit, Memory, SearchResult
 from ..engine.errors import EphemeraError, ValidationError
+from ..engine.query import parse_timestamp
 from . import state
 from .config import MeiliConfig
+from .mapping import _get, _text
+
+log = logging.getLogger(__name__)
 
 EPHEMERA_KEY_PREFIX = "ephemera-"
 DEFAULT_MAPPING = {
@@ -46,8 +55,24 @@ class MeiliUnavailable(EphemeraError):
     """The MeiliSearch server did not answer or refused a request."""
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line for a failed call: MeiliSearch's own message, code and HTTP status when it
+    answered with an error object, else the client's or the connection's error."""
+    message = getattr(exc, "message", None)
+    code = getattr(exc, "code", None)
+    status = getattr(exc, "status_code", None)
+    if status is not None and message:
+        # the client appends a version hint to every search error; it is rarely the cause
+        message = str(message).split(". Hint: It might not be working because", 1)[0]
+        detail = f"{message} ({code}, HTTP {status})" if code else f"{message} (HTTP {status})"
+    else:
+        detail = str(exc) or type(exc).__name__
+    return " ".join(detail.split())[:200]
+
+
 class MeiliServer:
-    """One index on a MeiliSearch server, through the official Python client."""
+    """A MeiliSearch server through the official Python client; calls go to the configured
+    index unless another index uid is given (writes queued for an index go to that index)."""
 
     def __init__(self, config: MeiliConfig) -> None:
         import meilisearch  # heavy (requests, pydantic): only when the live path is used
@@ -55,20 +80,31 @@ class MeiliServer:
         assert config.url and config.index
         self.config = config
         self.client = meilisearch.Client(config.url, config.key, timeout=config.timeout)  # type: ignore[arg-type]
-        self.index = self.client.index(config.index)
+        self._indexes: dict[str, Any] = {}
+        self.index = self._index(config.index)
+
+    def _index(self, uid: str | None) -> Any:
+        name = uid or self.config.index
+        assert name
+        if name not in self._indexes:
+            self._indexes[name] = self.client.index(name)  # no request
+        return self._indexes[name]
 
     def _call(self, what: str, func: Callable[[], Any]) -> Any:
         try:
             return func()
         except Exception as exc:  # noqa: BLE001 - the client raises its own and requests' errors
-            detail = " ".join(str(exc).split())[:200] or type(exc).__name__
-            raise MeiliUnavailable(f"MeiliSearch {what} failed: {detail}") from None
+            raise MeiliUnavailable(f"MeiliSearch {what} failed: {describe_error(exc)}") from None
 
-    def upsert(self, documents: list[dict[str, Any]], primary_key: str) -> None:
-        self._call("add documents", lambda: self.index.add_documents(documents, primary_key))
+    def upsert(
+        self, documents: list[dict[str, Any]], primary_key: str, index: str | None = None
+    ) -> None:
+        target = self._index(index)
+        self._call("add documents", lambda: target.add_documents(documents, primary_key))
 
-    def delete(self, key: str) -> None:
-        self._call("delete document", lambda: self.index.delete_document(key))
+    def delete(self, key: str, index: str | None = None) -> None:
+        target = self._index(index)
+        self._call("delete document", lambda: target.delete_document(key))
 
     def search(self, query: str, limit: int) -> tuple[list[dict[str, Any]], float]:
         started = time.perf_counter()
@@ -80,22 +116,36 @@ class MeiliServer:
         return [h for h in hits if isinstance(h, dict)], elapsed
 
 
-def source_info(store: Any, config: MeiliConfig) -> dict[str, Any]:
-    """Index, primary key field and field mapping: from the last import, else the config."""
-    info = state.get_json(store, state.META_SOURCE) or {}
-    index = config.index or info.get("index")
-    same = info.get("index") == index
-    mapping = info.get("mapping") if same and info.get("mapping") else None
-    if mapping is None:
+def source_info(store: Any, config: MeiliConfig, index: str | None = None) -> dict[str, Any]:
+    """How the documents of ``index`` (default: the configured one) map: primary key field,
+    the field per target written back, the content fields in order and the time format.
+
+    Read from the import's record for that index (``meili.sources``), else from the older
+    single record (``meili.source``) when it names that index, else from the config."""
+    legacy = state.get_json(store, state.META_SOURCE)
+    legacy = legacy if isinstance(legacy, dict) else {}
+    sources = state.get_json(store, state.META_SOURCES)
+    sources = sources if isinstance(sources, dict) else {}
+    if index is None:
+        index = config.index or legacy.get("index") or (next(iter(sources), None))
+    info = sources.get(index) if index is not None else None
+    if not isinstance(info, dict):
+        info = legacy if legacy.get("index") == index else {}
+    mapping = info.get("mapping") if isinstance(info.get("mapping"), dict) else None
+    if not mapping:
         mapping = dict(DEFAULT_MAPPING)
         for name, target in config.field_map.items():
             if target in mapping:
                 mapping[target] = name
+    content_fields = info.get("content_fields")
+    if not isinstance(content_fields, list) or not content_fields:
+        content_fields = [mapping["content"]] if mapping.get("content") else []
     return {
         "index": index,
-        "primary_key": (info.get("primary_key") if same else None) or config.primary_key or "id",
+        "primary_key": info.get("primary_key") or config.primary_key or "id",
         "mapping": mapping,
-        "created_at_format": (info.get("created_at_format") if same else None) or "s",
+        "content_fields": [str(name) for name in content_fields],
+        "created_at_format": info.get("created_at_format") or "s",
     }
 
 
@@ -106,13 +156,30 @@ def _key_value(key: str) -> Any:
 def to_document(
     memory: Memory, key: str, extra: dict[str, Any], info: dict[str, Any]
 ) -> dict[str, Any]:
-    """The MeiliSearch document for a memory: kept fields, original key, mapped fields."""
-    doc = dict(extra)
+    """The MeiliSearch document for a memory: its original key and fields, with what the
+    memory holds written back under the fields it came from.
+
+    A field whose value the memory still holds as it was imported keeps its original value
+    (type and format included: a date string stays that string, ``"Science Fiction"`` is not
+    re-spelled as the tag ``Science-Fiction``). Content made of several fields is split back
+    only where that maps one to one (:func:`write_content`); what cannot be is left as it was
+    imported, never overwritten with text that belongs to another field.
+    """
+    doc = copy.deepcopy(extra)
     doc[info["primary_key"]] = _key_value(key)
     mapping: dict[str, str] = info["mapping"]
+    fields = list(info.get("content_fields") or [])
+    if not fields and mapping.get("content"):
+        fields = [mapping["content"]]
+    kept = write_content(doc, memory.content, fields, extra)
+    if kept:
+        log.warning(
+            "MeiliSearch document %s: %s kept as imported (the edit does not map one to one)",
+            key,
+            ", ".join(kept),
+        )
     values: dict[str, Any] = {
-        "content": memory.content,
-        "created_at": _format_time(memory.created_at, info.get("created_at_format", "s")),
+        "created_at": memory.created_at,
         "source": memory.source,
         "tags": list(memory.tags),
         "importance": memory.importance,
@@ -120,9 +187,176 @@ def to_document(
         "notes": memory.notes,
     }
     for target, name in mapping.items():
-        if target in values:
+        if target not in values:
+            continue
+        original = extra.get(name)
+        if name in extra and _as_imported(target, original, values[target]):
+            continue  # unchanged: keep the original value exactly
+        if target == "created_at":
+            doc[name] = _format_time(memory.created_at, info.get("created_at_format", "s"))
+        elif target == "tags":
+            doc[name] = _tags_back(original, list(memory.tags))
+        else:
             doc[name] = values[target]
     return doc
+
+
+def write_content(
+    doc: dict[str, Any], content: str, fields: list[str], original: dict[str, Any]
+) -> list[str]:
+    """Write ``content`` into its fields in ``doc``; return the fields left as imported because
+    the change cannot be placed one to one.
+
+    The import wrote each non-empty content field as one line block, in ``fields`` order, the
+    first (title-like) field first. Going back: unchanged → nothing to do; one field → the
+    whole content; several → the first line to the title field (unless the title is unchanged
+    at the start) and the rest to the one body field that changed, found by matching the
+    unchanged fields at both ends; several changed body fields, a title of several lines that
+    changed, a content that came from no content field, or a field holding something other
+    than text (a list, a number) cannot be split again.
+    """
+    if not fields:
+        return []
+    texts = [_text(_get(original, name)) for name in fields]
+    imported = "\n".join(t for t in texts if t)
+    if content == imported:
+        return []
+    if original and not imported:
+        return list(fields)  # the content came from other fields: nothing maps back
+    writes: dict[str, str] = {}
+    if len(fields) == 1:
+        writes[fields[0]] = content
+    else:
+        title, first = fields[0], texts[0]
+        if first and (content == first or content.startswith(first + "\n")):
+            rest = content[len(first) + 1 :]
+        elif first and "\n" in first:
+            return list(fields)  # a title of several lines changed: no line maps to it
+        elif not first and imported:
+            rest = content  # the content did not start with a title: it is all body
+        else:
+            new_title, _, rest = content.partition("\n")
+            writes[title] = new_title
+        body = [(name, text) for name, text in zip(fields[1:], texts[1:], strict=True) if text]
+        placed = _place_body(rest, body, fields[1])
+        if placed is None:  # several body fields changed: only the title can be written
+            return _apply(doc, original, writes) + [name for name, _ in body]
+        writes.update(placed)
+    return _apply(doc, original, writes)
+
+
+def _place_body(rest: str, body: list[tuple[str, str]], body_field: str) -> dict[str, str] | None:
+    """The body text ``rest`` split over the body fields (non-empty ones, as imported): the
+    unchanged fields at the start and at the end are matched, the one left between takes the
+    rest. None when more than one field changed."""
+    texts = [t for _, t in body]
+    if rest == "\n".join(texts):
+        return {}
+    if not body:
+        return {body_field: rest} if rest else {}
+    head = 0
+    remaining = rest
+    while head < len(body):
+        text = texts[head]
+        if remaining == text:  # everything after it was deleted
+            head, remaining = head + 1, ""
+            break
+        if not remaining.startswith(text + "\n"):
+            break
+        head, remaining = head + 1, remaining[len(text) + 1 :]
+    tail = 0
+    while head + tail < len(body):
+        text = texts[len(body) - 1 - tail]
+        if remaining == text:  # everything before it was deleted
+            tail, remaining = tail + 1, ""
+            break
+        if not remaining.endswith("\n" + text):
+            break
+        tail, remaining = tail + 1, remaining[: -(len(text) + 1)]
+    middle = body[head : len(body) - tail]
+    if len(middle) == 1:
+        return {middle[0][0]: remaining}
+    if not middle:  # a line added between unchanged fields: the field before it grows
+        if head:
+            name, text = body[head - 1]
+            return {name: text + "\n" + remaining}
+        name, text = body[len(body) - tail]
+        return {name: remaining + "\n" + text}
+    return None
+
+
+def _apply(doc: dict[str, Any], original: dict[str, Any], writes: dict[str, str]) -> list[str]:
+    """Set each field that holds text (or nothing) in the original; return the others."""
+    kept: list[str] = []
+    for name, value in writes.items():
+        before = _get(original, name)
+        if before is not None and not isinstance(before, str):
+            kept.append(name)
+        elif before is None and value == "":
+            continue  # nothing to add
+        elif not _set(doc, name, value):
+            kept.append(name)
+    return kept
+
+
+def _set(doc: dict[str, Any], path: str, value: str) -> bool:
+    """Set a field, or a nested one by dotted path through objects; False if it cannot be."""
+    if path in doc or "." not in path:
+        doc[path] = value
+        return True
+    parts = path.split(".")
+    node: Any = doc
+    for part in parts[:-1]:
+        child = node.get(part) if isinstance(node, dict) else None
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            return False
+        node = child
+    node[parts[-1]] = value
+    return True
+
+
+def _tag(item: Any) -> str:
+    return "-".join(str(item).split())
+
+
+def _as_imported(target: str, original: Any, value: Any) -> bool:
+    """True when the memory's value is what the import made of ``original``."""
+    if target == "created_at":
+        if original in (None, "") or isinstance(original, bool):
+            return False
+        try:
+            return bool(parse_timestamp(original, 0.0, "created_at") == value)
+        except (ValidationError, ValueError, TypeError):
+            return False
+    if target == "tags":
+        return any(set(form) == set(value) for form in _tag_forms(original))
+    if target == "source":
+        return isinstance(original, str) and original.strip() == value
+    if target in ("importance", "confidence"):
+        return not isinstance(original, bool) and str(original).strip() == str(value)
+    return bool(original == value)
+
+
+def _tag_forms(original: Any) -> list[list[str]]:
+    """The tag lists the import may have made of a field value (text: whole or split)."""
+    if isinstance(original, str):
+        parts = [_tag(p) for p in original.replace(";", ",").split(",")]
+        return [[_tag(original)], [p for p in parts if p]]
+    if isinstance(original, list):
+        tags = [_tag(i) for i in original if isinstance(i, str | int | float)]
+        return [[t for t in tags if t and len(t) <= MAX_TAG_LEN]]
+    return []
+
+
+def _tags_back(original: Any, tags: list[str]) -> Any:
+    """Changed tags in the original's shape: a list (with the original spelling of tags that
+    were there) or, for a text field, comma-separated text."""
+    if isinstance(original, str):
+        return ", ".join(tags)
+    spelled = {_tag(i): i for i in original or [] if isinstance(i, str)}
+    return [spelled.get(t, t) for t in tags]
 
 
 def _format_time(seconds: int, fmt: str) -> Any:
@@ -137,7 +371,12 @@ def _format_time(seconds: int, fmt: str) -> Any:
 
 
 class DualWriter:
-    """A write observer: queue every write for MeiliSearch, then try to send the queue."""
+    """A write observer: queue every write for MeiliSearch, then try to send the queue.
+
+    Writes go to the configured index: a memory it has a document in, or one made in Ephemera
+    (it gets the key ``ephemera-<id>`` there). A memory imported from another index only is
+    not sent (that index is not being migrated live; sending it would copy it into this one).
+    """
 
     def __init__(
         self,
@@ -172,6 +411,8 @@ class DualWriter:
         index = info["index"]
         row = state.mappings_by_memory(self.store, index, [memory.id]).get(memory.id)
         if row is None:
+            if state.indexes_of(self.store, [memory.id]).get(memory.id):
+                return  # imported from another index: not this index's document
             key, extra = f"{EPHEMERA_KEY_PREFIX}{memory.id}", {}
             if op != "delete":
                 state.save_mappings(
@@ -197,7 +438,8 @@ class DualWriter:
         )
 
     def drain(self, limit: int = 100, force: bool = False) -> dict[str, Any]:
-        """Send queued writes in order; stop at the first failure (it stays queued)."""
+        """Send queued writes in order, each to the index it was queued for; stop at the
+        first failure (it stays queued)."""
         sent = 0
         error: str | None = None
         with self._lock:
@@ -207,13 +449,18 @@ class DualWriter:
             summary = state.queue_summary(self.store)
             if not force and (summary["next_retry_ms"] or 0) > self._now_ms():
                 return {"sent": 0, "error": summary["last_error"], "remaining": summary["pending"]}
-            info = source_info(self.store, self.config)
+            keys: dict[str, str] = {}
             for item in items:
+                if item.index_uid not in keys:
+                    info = source_info(self.store, self.config, item.index_uid)
+                    keys[item.index_uid] = info["primary_key"]
                 try:
                     if item.op == "delete":
-                        self.server.delete(item.primary_key)
+                        self.server.delete(item.primary_key, item.index_uid)
                     else:
-                        self.server.upsert([item.document or {}], info["primary_key"])
+                        self.server.upsert(
+                            [item.document or {}], keys[item.index_uid], item.index_uid
+                        )
                 except EphemeraError as exc:
                     error = str(exc)
                     delay = int(

@@ -14,7 +14,8 @@ from ..engine.store import SqlStore
 from .tables import MEILI_DOCUMENTS, MEILI_OUTBOX
 
 # ephemera_meta keys (values are JSON)
-META_SOURCE = "meili.source"  # {"index", "primary_key", "mapping"}: how documents map
+META_SOURCE = "meili.source"  # the last index imported: how its documents map (older journals)
+META_SOURCES = "meili.sources"  # {index uid: the same record}, one entry per index imported
 META_LAST_IMPORT = "meili.last_import"  # the last import's report
 META_LAST_DUMP = "meili.last_dump"  # {"path", "at"} of the last dump imported
 META_LAST_COMPARE = "meili.last_compare"  # the last comparison's summary
@@ -79,6 +80,17 @@ def mappings_by_memory(
                 select(MEILI_DOCUMENTS).where(c.index_uid == index_uid, c.memory_id.in_(chunk))
             ):
                 out[int(r.memory_id)] = _row(r)
+    return out
+
+
+def indexes_of(store: SqlStore, ids: Sequence[int]) -> dict[int, set[str]]:
+    """The indexes each memory has a document in (memories with none are left out)."""
+    out: dict[int, set[str]] = {}
+    c = MEILI_DOCUMENTS.c
+    with store.read() as conn:
+        for chunk in _chunks(list(ids), 400):
+            for r in conn.execute(select(c.memory_id, c.index_uid).where(c.memory_id.in_(chunk))):
+                out.setdefault(int(r.memory_id), set()).add(r.index_uid)
     return out
 
 
