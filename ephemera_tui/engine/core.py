@@ -205,6 +205,7 @@ class Engine:
 
     def _notify(self, op: str, memory: Memory) -> None:
         """Tell write observers (add/update/delete) after the write; they never fail it."""
+        self.searcher.forget()
         for observer in self._observers:
             try:
                 observer(op, memory)
@@ -288,6 +289,7 @@ class Engine:
                 flush()
         if batch:
             flush()
+        self.searcher.forget()
         return report
 
     def _import_batch(self, batch: list[tuple[Draft, int | None]], report: ImportReport) -> None:

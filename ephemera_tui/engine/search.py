@@ -3,15 +3,18 @@ side → fuse → enrich from SQL in one query → explain (each hit keeps both 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .domain import Hit, SearchResult
 from .errors import EmbeddingError, VectorStoreError
 from .fusion import fuse, in_background
 from .query import ParsedQuery
 from .store import STOPWORDS
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -39,6 +42,11 @@ class HybridSearch:
         self._embedder = embedder
         self._parse = parse
         self.metrics = metrics
+        self._recent = _Recent()
+
+    def forget(self) -> None:
+        """Drop the short-lived memo of parses and keyword answers (after a local write)."""
+        self._recent.clear()
 
     def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
         """Hybrid search. Answers from keyword alone, and says so, when the vector side is
@@ -47,7 +55,9 @@ class HybridSearch:
         a bad value is left out and named in the notices; the rest of the query runs."""
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        parsed = self._parse(raw)
+        parsed = self._recent.get(("parse", raw))
+        if parsed is None:
+            parsed = self._recent.put(("parse", raw), self._parse(raw))
         timings["parse"] = _ms(started)
         flt = parsed.filter
         notices: list[str] = list(parsed.problems)
@@ -61,9 +71,15 @@ class HybridSearch:
 
         def keyword_side() -> list[tuple[int, float]]:
             keyword_started = time.perf_counter()
-            found = self.store.keyword_search(
-                terms, flt, candidates, budget=self.settings.keyword_budget
-            )
+            key = ("keyword", tuple(terms), flt, candidates)
+            found: list[tuple[int, float]] | None = self._recent.get(key)
+            if found is None:  # the app's keyword-only pass and its hybrid pass share this
+                found = self._recent.put(
+                    key,
+                    self.store.keyword_search(
+                        terms, flt, candidates, budget=self.settings.keyword_budget
+                    ),
+                )
             timings["keyword"] = _ms(keyword_started)
             return found
 
@@ -122,6 +138,36 @@ class HybridSearch:
         timings["total"] = _ms(started)
         mode = "hybrid" if vectors is not None else "keyword"
         return SearchResult(raw, hits, tuple(notices), mode, timings)
+
+
+class _Recent:
+    """A tiny memo for one keystroke's two passes: at most :attr:`SIZE` entries, each kept
+    :attr:`TTL` seconds (writes from other processes are seen after that at the latest)."""
+
+    SIZE = 16
+    TTL = 1.0
+
+    def __init__(self) -> None:
+        self._items: dict[object, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: object) -> Any:
+        with self._lock:
+            found = self._items.get(key)
+            if found is None or time.monotonic() - found[0] > self.TTL:
+                return None
+            return found[1]
+
+    def put(self, key: object, value: T) -> T:
+        with self._lock:
+            if len(self._items) >= self.SIZE:
+                self._items.pop(next(iter(self._items)))
+            self._items[key] = (time.monotonic(), value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
 
 
 def _ms(start: float) -> float:
