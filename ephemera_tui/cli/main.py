@@ -53,6 +53,9 @@ def main_callback(
     ] = None,
 ) -> None:
     """Global options apply to every command."""
+    # A journal is private: whatever this process creates (the data dir, the database and its
+    # WAL, metrics, logs, vectors, backups) is for its owner only (0700 dirs, 0600 files).
+    os.umask(os.umask(0o077) | 0o077)
     context = CliContext(
         overrides={"data_dir": data_dir, "database_url": database_url, "qdrant_url": qdrant_url},
         config_path=config,

@@ -237,6 +237,41 @@ def _check_database_url(url: str) -> None:
         raise ValueError("an in-memory SQLite database keeps nothing; use sqlite:///PATH")
     if scheme.startswith("mysql") and "/" not in url.split("://", 1)[1].split("?")[0].rstrip("/"):
         raise ValueError("the URL names no database: mysql+pymysql://USER@HOST:PORT/DB")
+    if scheme.startswith("mysql") and "?" in url:
+        from urllib.parse import parse_qsl
+
+        for key, value in parse_qsl(url.split("?", 1)[1], keep_blank_values=True):
+            if key not in _MYSQL_URL_ARGS:
+                raise ValueError(
+                    f"unknown URL argument {key!r} (known: {', '.join(sorted(_MYSQL_URL_ARGS))})"
+                )
+            if key == "charset" and value.lower() not in ("utf8mb4", "utf8mb3", "utf8"):
+                raise ValueError(f"charset {value!r}: a journal needs charset=utf8mb4")
+
+
+# The query arguments a mysql+pymysql:// URL may carry (SQLAlchemy's and pymysql's).
+_MYSQL_URL_ARGS = frozenset(
+    {
+        "charset",
+        "connect_timeout",
+        "read_timeout",
+        "write_timeout",
+        "unix_socket",
+        "ssl_ca",
+        "ssl_cert",
+        "ssl_key",
+        "ssl_verify_cert",
+        "ssl_verify_identity",
+        "ssl_disabled",
+        "init_command",
+        "local_infile",
+        "binary_prefix",
+        "auth_plugin_map",
+        "program_name",
+        "server_public_key",
+        "client_flag",
+    }
+)
 
 
 def _url_list(value: Any) -> tuple[str, ...]:

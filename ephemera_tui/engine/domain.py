@@ -5,10 +5,23 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, replace
 
+from .dates import check_timestamp
 from .errors import ValidationError
 
 MAX_SOURCE_LEN = 50
 MAX_TAG_LEN = 100
+MAX_TEXT_BYTES = 1 << 20
+"""The most a memory's content (and, separately, its notes) may hold: 1 MiB of UTF-8, on
+every backend (MySQL's MEDIUMTEXT takes 16 MiB, SQLite more), so any journal restores into
+any backend."""
+MAX_ID = (1 << 63) - 1
+"""Ids (and link targets) are signed 64-bit integers in every database."""
+# Characters that drive a terminal or reorder what it shows: C0 and C1 controls, DEL, and the
+# bidirectional embeddings, overrides and isolates. Refused in tags and sources (one-line
+# labels); content and notes keep them and every human-readable output escapes them.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
 DEFAULT_SOURCE = "note"
 DEFAULT_IMPORTANCE = 128
 DEFAULT_CONFIDENCE = 128
@@ -62,6 +75,67 @@ def content_hash(content: str) -> str:
     return hashlib.sha256(content.encode("utf-8")).hexdigest()[:16]
 
 
+def is_control(ch: str) -> bool:
+    """A C0/C1 control, DEL, or a bidirectional control (U+202E and its kin)."""
+    code = ord(ch)
+    return code < 0x20 or 0x7F <= code <= 0x9F or ch in _BIDI_CONTROLS
+
+
+def escape_controls(text: str, keep: str = "") -> str:
+    """``text`` with every control character (see :func:`is_control`) but those in ``keep``
+    written as a visible escape (``\\x1b``, ``\\u202e``), and lone surrogates as ``\\udXXX``:
+    stored text can then never drive or reorder a terminal, and nothing is hidden."""
+    if text.isprintable() and not any(ch in _BIDI_CONTROLS for ch in text):
+        return text  # the common case, fast
+    out: list[str] = []
+    for ch in text:
+        code = ord(ch)
+        if ch in keep or not (is_control(ch) or 0xD800 <= code <= 0xDFFF):
+            out.append(ch)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}")
+    return "".join(out)
+
+
+def check_text(name: str, value: str, max_bytes: int | None = None) -> str:
+    """``value`` if it is valid Unicode (no lone surrogate, which no database stores) and
+    fits ``max_bytes`` of UTF-8; a ValidationError naming ``name`` otherwise."""
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        bad = ord(value[exc.start])
+        raise ValidationError(
+            f"{name}: character {exc.start + 1} is not valid Unicode (U+{bad:04X}: a lone "
+            "surrogate, or bytes that are not UTF-8)"
+        ) from None
+    if max_bytes is not None and size > max_bytes:
+        raise ValidationError(
+            f"{name} is {size:,} bytes of UTF-8; the limit is {max_bytes:,} (1 MiB)"
+        )
+    return value
+
+
+def check_label(name: str, value: str) -> str:
+    """A one-line label (a tag, a source): valid Unicode without control characters."""
+    check_text(name, value)
+    for position, ch in enumerate(value, start=1):
+        if is_control(ch):
+            raise ValidationError(
+                f'{name} "{escape_controls(value)[:40]}": character {position} is a control '
+                f"character (U+{ord(ch):04X})"
+            )
+    return value
+
+
+def check_id(value: object, what: str = "id") -> int:
+    """A memory id: a whole number from 1 to 2^63-1."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise ValidationError(f"{what} must be a whole number from 1 to {MAX_ID}, got {value!r}")
+    return value
+
+
 def _check_byte(name: str, value: int | None) -> int | None:
     if value is None:
         return None
@@ -73,24 +147,26 @@ def _check_byte(name: str, value: int | None) -> int | None:
 
 
 def normalise_tags(tags: object) -> tuple[str, ...]:
-    """Validate tags: a list of non-empty strings, trimmed, de-duplicated in order."""
+    """Validate tags: a list of non-empty strings, trimmed, de-duplicated in order ignoring
+    case (tag filters ignore case, and MySQL's collation refuses ``Work`` beside ``work``)."""
     if tags is None:
         return ()
     if isinstance(tags, str) or not isinstance(tags, list | tuple):
         raise ValidationError(f"tags must be a list of strings, got {tags!r}")
-    seen: dict[str, None] = {}
+    seen: dict[str, str] = {}
     for tag in tags:
         if not isinstance(tag, str):
             raise ValidationError(f"tags must be strings, got {tag!r}")
         clean = tag.strip()
         if not clean:
             raise ValidationError("tags must not be empty")
+        check_label("tag", clean)
         if len(clean) > MAX_TAG_LEN:
             raise ValidationError(f"tag {clean[:20]!r}… is longer than {MAX_TAG_LEN} characters")
         if any(c.isspace() for c in clean):
             raise ValidationError(f"tag {clean!r} must not contain spaces")
-        seen.setdefault(clean, None)
-    return tuple(seen)
+        seen.setdefault(clean.casefold(), clean)
+    return tuple(seen.values())
 
 
 def normalise_associations(ids: object) -> tuple[int, ...]:
@@ -100,10 +176,16 @@ def normalise_associations(ids: object) -> tuple[int, ...]:
         raise ValidationError(f"associations must be a list of memory ids, got {ids!r}")
     out: dict[int, None] = {}
     for value in ids:
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
             raise ValidationError(f"association {value!r} is not a memory id")
         out.setdefault(value, None)
     return tuple(out)
+
+
+def _sequence(name: str, value: object) -> list[object]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise ValidationError(f"{name} must be a list, got {value!r}")
+    return list(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,23 +202,32 @@ class Draft:
     associations: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
+        """Refuse here whatever any backend would refuse at write time, with the same limits
+        everywhere, so a batch that validates is a batch that writes."""
         if not isinstance(self.content, str) or not self.content.strip():
             raise ValidationError("content must not be empty")
+        check_text("content", self.content, MAX_TEXT_BYTES)
         if not isinstance(self.source, str) or not self.source.strip():
             raise ValidationError("source must not be empty")
         if len(self.source.strip()) > MAX_SOURCE_LEN:
             raise ValidationError(f"source is longer than {MAX_SOURCE_LEN} characters")
-        object.__setattr__(self, "source", self.source.strip())
+        object.__setattr__(self, "source", check_label("source", self.source.strip()))
         _check_byte("importance", self.importance)
         _check_byte("confidence", self.confidence)
-        if self.created_at is not None and (
-            isinstance(self.created_at, bool) or not isinstance(self.created_at, int)
-        ):
-            raise ValidationError(f"created_at must be Unix seconds, got {self.created_at!r}")
-        object.__setattr__(self, "tags", normalise_tags(list(self.tags)))
-        object.__setattr__(self, "associations", normalise_associations(list(self.associations)))
-        if self.notes is not None and not isinstance(self.notes, str):
-            raise ValidationError("notes must be text")
+        if self.created_at is not None:
+            if isinstance(self.created_at, bool) or not isinstance(self.created_at, int):
+                raise ValidationError(f"created_at must be Unix seconds, got {self.created_at!r}")
+            check_timestamp(self.created_at, "created_at")
+        object.__setattr__(self, "tags", normalise_tags(_sequence("tags", self.tags)))
+        object.__setattr__(
+            self,
+            "associations",
+            normalise_associations(_sequence("associations", self.associations)),
+        )
+        if self.notes is not None:
+            if not isinstance(self.notes, str):
+                raise ValidationError("notes must be text")
+            check_text("notes", self.notes, MAX_TEXT_BYTES)
 
     def with_changes(self, **changes: object) -> Draft:
         return replace(self, **changes)  # type: ignore[arg-type]

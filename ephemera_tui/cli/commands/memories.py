@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import subprocess
@@ -16,7 +15,7 @@ import typer
 
 from ...engine.errors import ConflictError
 from ..context import fail, guarded, journal_session, notice
-from ..output import printable
+from ..output import json_text, printable, printable_block
 
 
 def _read_content(text: str) -> str:
@@ -77,7 +76,7 @@ def add(
         memory = engine.add(draft)
         if engine.vector_status != "ok":
             notice(f"saved; semantic indexing deferred: {engine.vector_status}")
-        typer.echo(json.dumps(memory.to_dict(), ensure_ascii=False) if as_json else str(memory.id))
+        typer.echo(json_text(memory.to_dict()) if as_json else str(memory.id))
 
 
 def show(
@@ -86,27 +85,25 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Show one memory in full, with its links."""
-    from datetime import datetime
+    from ...engine.dates import safe_local_datetime
 
     with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         if as_json:
-            typer.echo(
-                json.dumps({**memory.to_dict(), "revision": memory.revision}, ensure_ascii=False)
-            )
+            typer.echo(json_text({**memory.to_dict(), "revision": memory.revision}))
             return
         outgoing, incoming = engine.neighbours(memory_id)
-        when = datetime.fromtimestamp(memory.created_at).strftime("%Y-%m-%d %H:%M")
-        recorded = datetime.fromtimestamp(memory.id / 1000).strftime("%Y-%m-%d %H:%M:%S")
+        when = safe_local_datetime(memory.created_at).strftime("%Y-%m-%d %H:%M")
+        recorded = safe_local_datetime(memory.id // 1000).strftime("%Y-%m-%d %H:%M:%S")
         typer.echo(f"id:         {memory.id} (recorded {recorded})")
         typer.echo(f"happened:   {when}")
-        typer.echo(f"source:     {memory.source}")
+        typer.echo(f"source:     {printable(memory.source)}")
         typer.echo(f"importance: {memory.importance}   confidence: {memory.confidence}")
-        typer.echo(f"tags:       {', '.join(memory.tags) or '-'}")
+        typer.echo(f"tags:       {printable(', '.join(memory.tags)) or '-'}")
         typer.echo("")
-        typer.echo(printable(memory.content) if "\n" not in memory.content else memory.content)
+        typer.echo(printable_block(memory.content))
         if memory.notes:
-            typer.echo("\nnotes:\n" + memory.notes)
+            typer.echo("\nnotes:\n" + printable_block(memory.notes))
         for label, group in (("links to", outgoing), ("linked from", incoming)):
             for other in group:
                 snippet = " ".join(other.content.split())[:60]
@@ -235,6 +232,9 @@ def link(
     """Link two memories (or unlink with --remove)."""
     with journal_session(ctx) as engine:
         if remove:
+            first, second = engine.get(source_id), engine.get(target_id)  # unknown ids: refused
+            if target_id not in first.associations and source_id not in second.associations:
+                fail(f"memories {source_id} and {target_id} are not linked; nothing changed")
             engine.unlink(source_id, target_id)
             typer.echo(f"unlinked {source_id} {target_id}")
         else:

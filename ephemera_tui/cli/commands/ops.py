@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from ...presentation.numbers import count, plural
-from ..context import engine_session, fail, guarded
+from ..context import engine_session, fail, guarded, notice, settings
 
 KEEP_DAILY = typer.Option(
     "--keep-daily",
@@ -155,17 +155,28 @@ def backup(
     ] = None,
     verify: Annotated[
         Path | None,
-        typer.Option("--verify", help="Restore this set into a scratch place and cross-check it."),
+        typer.Option(
+            "--verify",
+            help="Restore this set (or the newest in this folder) into a scratch place and "
+            "cross-check it.",
+        ),
     ] = None,
+    list_sets: Annotated[
+        bool, typer.Option("--list", help="List the sets in the backup folder, newest first.")
+    ] = False,
     keep_daily: Annotated[int, KEEP_DAILY] = 7,
     keep_weekly: Annotated[int, KEEP_WEEKLY] = 4,
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Write one backup set (SQL dump + vector snapshot + manifest), then apply retention."""
 
+    if list_sets:
+        _list_sets(to or settings(ctx).backup_root, as_json)
+        return
     if verify is not None:
         from ...engine.backup import verify_backup
 
+        verify = _chosen_set(verify)
         result = guarded(lambda: verify_backup(verify))
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
@@ -224,6 +235,7 @@ def restore(
     """Rebuild an empty database and vector store from a backup set (refuses non-empty ones)."""
     from ...engine.backup import load_manifest, restore_backup
 
+    directory = _chosen_set(directory)
     guarded(lambda: load_manifest(directory))  # refuse bad input before opening the target
     with engine_session(ctx) as engine:
         report = restore_backup(engine, directory)
@@ -239,6 +251,33 @@ def restore(
                 typer.echo(f"note: {note}", err=True)
         if any(note.startswith("vector store unavailable") for note in report.notes):
             fail("restored the memories, but the vector store is unavailable")
+
+
+def _chosen_set(path: Path) -> Path:
+    """The set a path names: a set, or the newest set in a folder of them (said on stderr)."""
+    from ...engine.backup.sets import resolve_set
+
+    chosen, note = guarded(lambda: resolve_set(path))
+    if note:
+        notice(note)
+    return chosen
+
+
+def _list_sets(root: Path, as_json: bool) -> None:
+    """``backup --list``: every complete set under ``root``, newest first."""
+    from ...engine.backup.sets import describe_sets
+
+    found = guarded(lambda: describe_sets(root))
+    if as_json:
+        typer.echo(json.dumps(found))
+        return
+    if not found:
+        notice(f"no backup sets in {root}")
+    for item in found:
+        typer.echo(
+            f"{item['path']}  {item['created_at_iso']}  {plural(item['memories'], 'memory')}  "
+            f"vectors: {item['vectors'] or 'none'}"
+        )
 
 
 def register(app: typer.Typer) -> None:

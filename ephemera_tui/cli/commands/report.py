@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ..context import engine_session, fail, notice
+from ..output import printable_block
 
 if TYPE_CHECKING:
     from ...engine.observability.report import MetricsReport
@@ -59,10 +60,14 @@ def report(
         text = render_html(found, metrics)
     else:
         text = render_text(found, metrics=metrics)
+    text = printable_block(text)  # tags and sources are stored text: no escape sequence passes
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail(f"{output}: cannot write: {exc.strerror or exc}")
         notice(f"wrote {output}")
 
 

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ...engine.domain import check_text
 from ...engine.errors import EphemeraError
-from ..context import fail, journal_session, notice
-from ..output import printable
+from ..context import fail, guarded, journal_session, notice
+from ..output import json_text, printable
 
 if TYPE_CHECKING:
     from ...engine.api import Journal
@@ -19,18 +20,19 @@ if TYPE_CHECKING:
 
 def _print_hits(result: Any, as_json: bool) -> None:
     if as_json:
-        typer.echo(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False))
+        typer.echo(json_text([h.to_dict() for h in result.hits]))
         return
     from ...engine.dates import safe_local_datetime
 
     for hit in result.hits:
         memory = hit.memory
         when = safe_local_datetime(memory.created_at).strftime("%Y-%m-%d %H:%M")
-        tags = " " + " ".join("#" + t for t in memory.tags) if memory.tags else ""
+        tags = " " + printable(" ".join("#" + t for t in memory.tags)) if memory.tags else ""
         first = " ".join(memory.content.split())
         if len(first) > 100:
             first = first[:99] + "…"
-        typer.echo(f"{memory.id}  {when}  {memory.source}  i{memory.importance}{tags}")
+        source = printable(memory.source)
+        typer.echo(f"{memory.id}  {when}  {source}  i{memory.importance}{tags}")
         typer.echo(f"    {printable(first)}")
     if not result.hits:
         typer.echo("no matches")
@@ -59,9 +61,10 @@ def search(
             _search_file(engine, queries, limit)
             return
         assert query is not None
+        guarded(lambda: check_text("query", query))  # bytes that are not UTF-8 in argv
         result = engine.search(query, limit=limit)
         for message in result.notices:  # a filter left out is among them; the rest still ran
-            notice(message)
+            notice(printable(message))
         _print_hits(result, as_json)
 
 
@@ -91,11 +94,11 @@ def _search_file(engine: Journal, path: Path, limit: int) -> None:
         except EphemeraError as exc:
             failed += 1
             error = {"line": lineno, "query": line, "error": str(exc)}
-            typer.echo(json.dumps(error, ensure_ascii=False))
+            typer.echo(json_text(error))
             continue
         for problem in parse_query(line, time.time()).problems:
-            notice(f"{path}:{lineno}: {problem}")
-        typer.echo(json.dumps([h.to_dict() for h in result.hits], ensure_ascii=False))
+            notice(printable(f"{path}:{lineno}: {problem}"))
+        typer.echo(json_text([h.to_dict() for h in result.hits]))
     if failed:
         fail(f"{path}: {failed} of the queries could not run (their lines carry an error)")
 

@@ -26,12 +26,14 @@ import contextlib
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import tarfile
 import tempfile
 import time
 import uuid
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -41,9 +43,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 
+from ..diskspace import DiskSpaceError, ensure_free, tree_bytes
 from ..domain import MEMORY_FIELDS
 from ..errors import EphemeraError, VectorStoreError
 from ..files import sha256_file
+from ..redact import redact
 from ..store import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
 from ..vectors import COLLECTION, VectorStore
 
@@ -174,11 +178,15 @@ def _dump_sqlite(engine: Engine, target: Path) -> None:
         source.close()
 
 
-def _dump_mysql(engine: Engine, target: Path) -> None:
+def _dump_mysql(engine: Engine, target: Path) -> dict[str, Any] | None:
+    """Dump the tables in one consistent snapshot; return the binlog position the snapshot
+    stands at (None: the binlog is off), where point-in-time recovery starts."""
+    from .binlog import start_snapshot
+
     counts: dict[str, int] = {}
     with engine.store.read() as base, target.open("w", encoding="utf-8") as out:
         conn = base.execution_options(isolation_level="REPEATABLE READ")
-        conn.exec_driver_sql("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+        position = start_snapshot(conn)
         out.write(
             json.dumps({"format": FORMAT, "kind": "sql-jsonl", "tables": list(TABLES)}) + "\n"
         )
@@ -192,6 +200,7 @@ def _dump_mysql(engine: Engine, target: Path) -> None:
                 out.write(json.dumps({"t": name, "r": dict(row)}, ensure_ascii=False) + "\n")
                 counts[name] += 1
         out.write(json.dumps({"end": True, "counts": counts}) + "\n")
+    return position
 
 
 def iter_dump(set_dir: Path, manifest: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -217,18 +226,25 @@ def iter_dump(set_dir: Path, manifest: dict[str, Any]) -> Iterator[tuple[str, di
     if info["kind"] != "sql-jsonl":
         raise BackupError(f"{path}: unknown SQL dump kind {info['kind']!r}")
     ended = False
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8", errors="replace") as handle:
         for lineno, line in enumerate(handle, start=1):
             try:
                 item = json.loads(line)
-            except ValueError:
+            except (ValueError, RecursionError):
                 raise BackupError(f"{path}:{lineno}: SQL dump is truncated or corrupt") from None
             if lineno == 1:
                 continue
+            if not isinstance(item, dict):
+                raise BackupError(f"{path}:{lineno}: expected an object, got {type(item).__name__}")
             if item.get("end"):
                 ended = True
                 break
-            yield item["t"], item["r"]
+            table, row = item.get("t"), item.get("r")
+            if table not in TABLES or not isinstance(row, dict):
+                raise BackupError(
+                    f"{path}:{lineno}: expected {{t: one of {', '.join(TABLES)}, r: a row}}"
+                )
+            yield table, row
     if not ended:
         raise BackupError(f"{path}: SQL dump is truncated (no end marker)")
 
@@ -239,8 +255,71 @@ def _dump_summary(set_dir: Path, manifest: dict[str, Any]) -> tuple[dict[str, in
     for name, row in iter_dump(set_dir, manifest):
         counts[name] += 1
         if name == "memory_fragments":
-            digest.add(memory_record(row))
+            digest.add(_valid_record(set_dir, row))
     return counts, digest
+
+
+MAX_STORED_TEXT = 16 << 20
+"""The most any backend stores in content or notes (MySQL's MEDIUMTEXT): a set restores into
+either backend. New memories are held to the domain's smaller limit (1 MiB)."""
+
+
+def _valid_record(set_dir: Path, row: dict[str, Any]) -> dict[str, Any]:
+    """A dumped memory row as :func:`memory_record`, refused (BackupError naming the memory)
+    unless every database would store it: types, id and byte ranges, valid text, lengths."""
+    from ..domain import MAX_ID, MAX_SOURCE_LEN, MAX_TAG_LEN
+
+    where = f"backup set {set_dir}: memory {str(row.get('id'))[:30]}"
+    try:
+        record = memory_record(row)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        raise BackupError(f"{where}: unreadable row ({_reason(exc)})") from None
+
+    def bad(field_name: str, what: str) -> BackupError:
+        return BackupError(f"{where}: {field_name}: expected {what}")
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not 0 < record["id"] <= MAX_ID:
+        raise bad("id", f"a whole number from 1 to {MAX_ID}")
+    if not -(1 << 62) < record["created_at"] < 1 << 62:
+        raise bad("created_at", "Unix seconds")
+    for name in ("importance", "confidence"):
+        value = record[name]
+        if value is not None and (not whole(value) or not 0 <= value <= 255):
+            raise bad(name, "a whole number from 0 to 255")
+    for name, limit, required in (
+        ("content", MAX_STORED_TEXT, True),
+        ("notes", MAX_STORED_TEXT, False),
+        ("source", MAX_SOURCE_LEN * 4, True),
+    ):
+        value = record[name]
+        if value is None and not required:
+            continue
+        if not isinstance(value, str):
+            raise bad(name, "text")
+        try:
+            size = len(value.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise bad(name, "valid Unicode text") from None
+        if size > limit or (name == "source" and len(value) > MAX_SOURCE_LEN):
+            raise bad(
+                name,
+                f"text of at most {MAX_SOURCE_LEN if name == 'source' else limit:,} "
+                f"{'characters' if name == 'source' else 'bytes'}",
+            )
+    for tag in record["tags"]:
+        if not isinstance(tag, str) or not 0 < len(tag) <= MAX_TAG_LEN:
+            raise bad("tags", f"a list of tags of 1 to {MAX_TAG_LEN} characters")
+        try:
+            tag.encode("utf-8")
+        except UnicodeEncodeError:
+            raise bad("tags", "valid Unicode text") from None
+    for target in record["associations"]:
+        if not whole(target) or not 0 < target <= MAX_ID:
+            raise bad("associations", "a list of memory ids")
+    return record
 
 
 # ---------------------------------------------------------------------------- vector snapshot
@@ -333,21 +412,43 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
 
 
 def create_backup(engine: Engine, dest_root: Path) -> BackupResult:
-    """Write one complete backup set under ``dest_root`` and record it as the last backup."""
-    dest_root.mkdir(parents=True, exist_ok=True)
+    """Write one complete backup set under ``dest_root`` and record it as the last backup.
+
+    The set is private (folders 0700, files 0600). Refused, writing nothing, when
+    ``dest_root`` is not a folder that can be written, or when its filesystem lacks room for
+    a set the size of the journal plus the reserve of :mod:`..diskspace`.
+    """
+    try:
+        if dest_root.exists() and not dest_root.is_dir():
+            raise BackupError(f"{dest_root}: is a file, not a folder for backup sets")
+        dest_root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BackupError(
+            f"{dest_root}: cannot create the backup folder: {exc.strerror or exc}"
+        ) from exc
+    try:
+        ensure_free(dest_root, "backup", _estimate(engine))
+    except DiskSpaceError as exc:
+        raise BackupError(str(exc)) from exc
     now = engine.clock()
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"{SET_PREFIX}{stamp}-{uuid.uuid4().hex[:6]}"
     partial = dest_root / f".partial-{name}"
-    partial.mkdir()
     try:
+        partial.mkdir(mode=0o700)
+    except OSError as exc:
+        raise BackupError(f"{dest_root}: cannot write a backup set: {exc.strerror or exc}") from exc
+    try:
+        binlog = None
         if engine.store.is_mysql:
             sql = {"kind": "sql-jsonl", "file": "sql.jsonl"}
-            _dump_mysql(engine, partial / sql["file"])
+            binlog = _dump_mysql(engine, partial / sql["file"])
         else:
             sql = {"kind": "sqlite", "file": "sql.sqlite"}
             _dump_sqlite(engine, partial / sql["file"])
         manifest: dict[str, Any] = {"format": FORMAT, "format_version": FORMAT_VERSION, "sql": sql}
+        if binlog is not None:
+            manifest["binlog"] = binlog  # restore --until replays from here (binlog.py)
         counts, digest = _dump_summary(partial, manifest)
         vectors_info: dict[str, Any] | None
         vector_note = None
@@ -357,7 +458,9 @@ def create_backup(engine: Engine, dest_root: Path) -> BackupResult:
             else:
                 vectors_info = _snapshot_edge(engine, partial)
         except VectorStoreError as exc:
-            vectors_info, vector_note = None, str(exc)
+            vectors_info, vector_note = None, redact(str(exc), engine.settings.qdrant_url)
+        for file in partial.iterdir():
+            file.chmod(0o600)
         files = {
             p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size}
             for p in sorted(partial.iterdir())
@@ -381,10 +484,16 @@ def create_backup(engine: Engine, dest_root: Path) -> BackupResult:
             }
         )
         tmp_manifest = partial / f"{MANIFEST}.tmp"
-        tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+        with os.fdopen(
+            os.open(tmp_manifest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w"
+        ) as out:
+            out.write(json.dumps(manifest, indent=2, sort_keys=True))
         tmp_manifest.rename(partial / MANIFEST)
         final = dest_root / name
         partial.rename(final)
+    except OSError as exc:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise BackupError(f"backup into {dest_root} failed: {exc.strerror or exc}") from exc
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -403,6 +512,20 @@ def create_backup(engine: Engine, dest_root: Path) -> BackupResult:
     return BackupResult(final, manifest)
 
 
+def _estimate(engine: Engine) -> int:
+    """Bytes a new set will take, at most: the SQLite file (or a guess from the count on
+    MySQL) and the embedded vector shard."""
+    size = 0
+    if engine.store.is_mysql:
+        size += 2048 * engine.store.count()
+    else:
+        with contextlib.suppress(BackupError, OSError):
+            size += _sqlite_path(engine.store.url).stat().st_size
+    if not engine.settings.qdrant_url:
+        size += tree_bytes(engine.vectors_path)
+    return size
+
+
 def _describe(engine: Engine) -> str:
     from ..store import describe_url
 
@@ -412,33 +535,144 @@ def _describe(engine: Engine) -> str:
 # ---------------------------------------------------------------------------- validate
 
 
-def load_manifest(set_dir: Path) -> dict[str, Any]:
-    """Read and check a set's manifest and files; raise BackupError naming the first problem.
+_HEX64 = frozenset("0123456789abcdef")
 
-    Checks the format and version, that every listed file exists with its size and sha256, and
-    that the SQL dump reads to the end with the counts and memory digest the manifest promises.
-    Reads only the set; touches nothing else.
+
+def _expect(set_dir: Path, name: str, what: str, value: Any) -> BackupError:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "…"
+    return BackupError(f"backup set {set_dir}: manifest field {name}: expected {what}, got {shown}")
+
+
+def _plain_name(set_dir: Path, name: str, value: Any) -> str:
+    if (
+        not isinstance(value, str)
+        or not value
+        or "/" in value
+        or "\\" in value
+        or value in (".", "..")
+    ):
+        raise _expect(set_dir, name, "a file name inside the set", value)
+    return value
+
+
+def _count(set_dir: Path, name: str, value: Any, *, positive: bool = False) -> int:
+    low = 1 if positive else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise _expect(set_dir, name, f"a whole number of at least {low}", value)
+    return value
+
+
+def _sha(set_dir: Path, name: str, value: Any) -> str:
+    if not isinstance(value, str) or len(value) != 64 or not set(value) <= _HEX64:
+        raise _expect(set_dir, name, "a sha256 (64 lowercase hex digits)", value)
+    return value
+
+
+def check_manifest(raw: Any, set_dir: Path) -> dict[str, Any]:
+    """Check a parsed manifest against the schema of its format version (version 1 is the
+    only one); raise ``BackupError("backup set DIR: manifest field X: expected …")``.
+
+    Version 1: ``format``, ``format_version``; ``sql`` {``kind``: sqlite | sql-jsonl,
+    ``file``}; ``files`` {name: {``sha256``, ``bytes``}}; ``counts`` {table: n, ``memories``:
+    n}; ``memories_sha256``; ``model``; ``created_at`` (Unix seconds); optional ``dim``,
+    ``max_memory_id``, ``collection``, ``vectors`` (null, or {``kind``: points |
+    qdrant-snapshot | edge-shard, ``file``, for points ``vectors_file``, ``dim``, ``points``}).
+    """
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise BackupError(f"backup set {set_dir}: {MANIFEST} is not an Ephemera backup manifest")
+    version = raw.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BackupError(
+            f"backup set {set_dir}: backup format version {version!r} is not supported (this "
+            f"build reads version {FORMAT_VERSION})"
+        )
+    for key in ("sql", "files", "counts", "memories_sha256", "model", "created_at"):
+        if key not in raw:
+            raise BackupError(f"backup set {set_dir}: manifest field {key}: missing")
+    files = raw["files"]
+    if not isinstance(files, dict) or not files:
+        raise _expect(set_dir, "files", "an object of file name -> {sha256, bytes}", files)
+    for name, info in files.items():
+        _plain_name(set_dir, f"files.{name}", name)
+        if not isinstance(info, dict):
+            raise _expect(set_dir, f"files.{name}", "an object {sha256, bytes}", info)
+        for key in ("sha256", "bytes"):
+            if key not in info:
+                raise BackupError(
+                    f"backup set {set_dir}: manifest field files.{name}.{key}: missing"
+                )
+        _sha(set_dir, f"files.{name}.sha256", info["sha256"])
+        _count(set_dir, f"files.{name}.bytes", info["bytes"])
+    sql = raw["sql"]
+    if not isinstance(sql, dict):
+        raise _expect(set_dir, "sql", "an object {kind, file}", sql)
+    if sql.get("kind") not in ("sqlite", "sql-jsonl"):
+        raise _expect(set_dir, "sql.kind", "'sqlite' or 'sql-jsonl'", sql.get("kind"))
+    if _plain_name(set_dir, "sql.file", sql.get("file")) not in files:
+        raise _expect(set_dir, "sql.file", "a file listed in files", sql.get("file"))
+    counts = raw["counts"]
+    if not isinstance(counts, dict) or "memories" not in counts:
+        raise _expect(set_dir, "counts", "an object of table -> count with 'memories'", counts)
+    for key, value in counts.items():
+        _count(set_dir, f"counts.{key}", value)
+    _sha(set_dir, "memories_sha256", raw["memories_sha256"])
+    if not isinstance(raw["model"], str) or not raw["model"].strip():
+        raise _expect(set_dir, "model", "an embedding model name", raw["model"])
+    created = raw["created_at"]
+    if isinstance(created, bool) or not isinstance(created, int | float) or not 0 <= created < 1e11:
+        raise _expect(set_dir, "created_at", "Unix seconds", created)
+    for key in ("dim", "max_memory_id"):
+        if raw.get(key) is not None:
+            _count(set_dir, key, raw[key], positive=key == "dim")
+    if raw.get("collection") is not None and not isinstance(raw["collection"], str):
+        raise _expect(set_dir, "collection", "a collection name", raw["collection"])
+    vectors = raw.get("vectors")
+    if vectors is not None:
+        if not isinstance(vectors, dict):
+            raise _expect(set_dir, "vectors", "null or an object {kind, file, ...}", vectors)
+        kind = vectors.get("kind")
+        if kind not in ("points", "qdrant-snapshot", "edge-shard"):
+            raise _expect(
+                set_dir, "vectors.kind", "'points', 'qdrant-snapshot' or 'edge-shard'", kind
+            )
+        if _plain_name(set_dir, "vectors.file", vectors.get("file")) not in files:
+            raise _expect(set_dir, "vectors.file", "a file listed in files", vectors.get("file"))
+        if kind == "points":
+            raw_file = vectors.get("vectors_file")
+            if (
+                raw_file is not None
+                and _plain_name(set_dir, "vectors.vectors_file", raw_file) not in files
+            ):
+                raise _expect(set_dir, "vectors.vectors_file", "a file listed in files", raw_file)
+            _count(set_dir, "vectors.points", vectors.get("points"))
+            if vectors["points"] and raw_file is not None:
+                _count(set_dir, "vectors.dim", vectors.get("dim"), positive=True)
+    return raw
+
+
+def load_manifest(set_dir: Path) -> dict[str, Any]:
+    """Read and check a whole set; raise BackupError naming the first problem.
+
+    Checks the manifest against its schema (:func:`check_manifest`), that every listed file
+    exists with its size and sha256, that the SQL dump reads to the end with the counts and
+    memory digest the manifest promises and rows a database accepts, and that the vector
+    snapshot reads to the end (every line, every vector). Reads only the set; touches nothing
+    else, so a set that passes restores without failing half-way.
     """
     path = set_dir / MANIFEST
     if not set_dir.is_dir():
         raise BackupError(f"{set_dir}: not a backup set directory")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise BackupError(f"{set_dir}: no {MANIFEST}: not a complete backup set") from None
-    except (OSError, ValueError) as exc:
-        raise BackupError(f"{path}: unreadable manifest: {exc}") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise BackupError(f"{path}: not an Ephemera backup manifest")
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
         raise BackupError(
-            f"{path}: backup format version {version!r} is not supported (this build reads "
-            f"version {FORMAT_VERSION})"
-        )
-    for key in ("sql", "files", "counts", "memories_sha256", "model"):
-        if key not in manifest:
-            raise BackupError(f"{path}: manifest lacks {key!r}")
+            f"{set_dir}: no {MANIFEST}: not a complete backup set (a folder of sets? "
+            "`ephemera backup --list --to DIR` shows them)"
+        ) from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise BackupError(f"{path}: unreadable manifest: {str(exc)[:200]}") from exc
+    manifest = check_manifest(raw, set_dir)
     for name, info in manifest["files"].items():
         file = set_dir / name
         if not file.is_file():
@@ -450,8 +684,6 @@ def load_manifest(set_dir: Path) -> dict[str, Any]:
             )
         if sha256_file(file) != info["sha256"]:
             raise BackupError(f"{file}: checksum mismatch: the file is corrupt")
-    if manifest["sql"]["file"] not in manifest["files"]:
-        raise BackupError(f"{path}: the SQL dump is not listed in the manifest")
     counts, digest = _dump_summary(set_dir, manifest)
     if counts["memory_fragments"] != manifest["counts"].get("memories"):
         raise BackupError(
@@ -460,7 +692,52 @@ def load_manifest(set_dir: Path) -> dict[str, Any]:
         )
     if digest.hexdigest() != manifest["memories_sha256"]:
         raise BackupError(f"{set_dir}: the memories in the SQL dump do not match the manifest")
+    if manifest.get("vectors") is not None:
+        _check_snapshot(set_dir, manifest["vectors"])
     return manifest
+
+
+def _check_snapshot(set_dir: Path, info: dict[str, Any]) -> None:
+    """Read a vector snapshot to the end as restore will, so a broken one is refused before
+    the target is written (a checksum only proves the file is what was written)."""
+    file = set_dir / info["file"]
+    try:
+        if info["kind"] == "points":
+            points = sum(1 for _ in _points_from_jsonl(set_dir, info))
+            if points != info["points"]:
+                raise BackupError(
+                    f"{file}: holds {points} points, the manifest says {info['points']}"
+                )
+            if info.get("vectors_file"):
+                extra = (set_dir / info["vectors_file"]).stat().st_size - 4 * points * int(
+                    info.get("dim") or 0
+                )
+                if extra:
+                    raise BackupError(
+                        f"{set_dir / info['vectors_file']}: its size does not fit "
+                        f"{points} vectors of {info.get('dim')} dimensions"
+                    )
+        elif info["kind"] == "edge-shard":
+            with tarfile.open(file, "r:gz") as tar:
+                for member in tar:
+                    tarfile.data_filter(member, str(set_dir))
+    except BackupError:
+        raise
+    except (
+        OSError,
+        EOFError,
+        ValueError,
+        KeyError,
+        TypeError,
+        tarfile.TarError,
+        zlib.error,
+    ) as exc:
+        raise BackupError(f"{file}: vector snapshot unreadable: {_reason(exc)}") from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:200]
 
 
 # ---------------------------------------------------------------------------- restore
@@ -478,8 +755,27 @@ def _target_vector_count(engine: Engine) -> int:
     return vectors.count()
 
 
+def resolve_set(path: Path) -> tuple[Path, str | None]:
+    """The set ``path`` names: itself when it holds a manifest, else the newest complete set
+    inside it (with a note saying which), else BackupError."""
+    if (path / MANIFEST).is_file() or not path.is_dir():
+        return path, None
+    sets = list_backups(path)
+    if not sets:
+        raise BackupError(f"{path}: no {MANIFEST} and no backup sets inside")
+    newest = sets[0][1]
+    others = len(sets) - 1
+    return newest, (
+        f"{path} is a folder of backup sets: using the newest, {newest.name}"
+        + (f" ({others} older {'set' if others == 1 else 'sets'} left alone)" if others else "")
+    )
+
+
 def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
-    """Rebuild an empty target (the engine's database and vector store) from a backup set."""
+    """Rebuild an empty target (the engine's database and vector store) from a backup set.
+
+    The whole set is read and checked first (:func:`load_manifest`); if anything fails after
+    the SQL rows are written, the target is emptied again, so a second restore can run."""
     manifest = load_manifest(set_dir)
     store = engine.store
     if store.count() or store.pending_count():
@@ -506,6 +802,34 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
         conn.execute(META.delete().where(META.c.key == "vector_model"))
         conn.execute(insert(META).values(key="vector_model", value=engine.embedder.name))
         conn.execute(insert(CHANGES).values(op="restore", at=int(engine.clock() * 1000)))
+    try:
+        _restore_vectors(engine, set_dir, manifest, report)
+    except BaseException as exc:
+        _empty_target(engine)
+        if isinstance(exc, EphemeraError | OSError | ValueError | EOFError | zlib.error):
+            raise BackupError(
+                f"restore from {set_dir} failed after the SQL rows were written "
+                f"({_reason(exc)}); the target was emptied again"
+            ) from exc
+        raise
+    return report
+
+
+def _empty_target(engine: Engine) -> None:
+    """Undo a restore that failed half-way: no memory, tag, outbox row or vector is left."""
+    with contextlib.suppress(Exception), engine.store.write() as conn:
+        for table in (FRAGMENTS, TAGS, OUTBOX):
+            conn.execute(table.delete())
+    with contextlib.suppress(Exception):
+        vectors = engine.vectors()
+        if vectors is not None:
+            ids = [pid for pid, _ in vectors.scan(-1, 1 << 30)]
+            vectors.delete(ids)
+
+
+def _restore_vectors(
+    engine: Engine, set_dir: Path, manifest: dict[str, Any], report: RestoreReport
+) -> None:
     info = manifest.get("vectors")
     if info is None:
         report.notes.append("the set has no vector snapshot: re-embedding every memory")
@@ -518,8 +842,16 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
         try:
             report.vectors_loaded = _load_vectors(engine, set_dir, info)
             report.vector_source = info["kind"]
-        except (BackupError, VectorStoreError, OSError, tarfile.TarError) as exc:
-            report.notes.append(f"vector snapshot not loaded ({exc}): re-embedding")
+        except (
+            BackupError,
+            VectorStoreError,
+            OSError,
+            EOFError,
+            ValueError,
+            zlib.error,
+            tarfile.TarError,
+        ) as exc:
+            report.notes.append(f"vector snapshot not loaded ({_reason(exc)}): re-embedding")
     synced = engine.sync()
     checked = engine.check(repair=True)
     report.reembedded = (
@@ -530,7 +862,6 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
         report.notes.append(
             f"vector store unavailable: {checked.vector_status}; run `ephemera sync`"
         )
-    return report
 
 
 def _table(name: str) -> Any:
@@ -575,16 +906,30 @@ def _points_from_jsonl(
     with contextlib.ExitStack() as stack:
         handle = stack.enter_context(gzip.open(set_dir / info["file"], "rt", encoding="utf-8"))
         raw = stack.enter_context((set_dir / raw_name).open("rb")) if raw_name else None
-        for line in handle:
-            item = json.loads(line)
+        for lineno, line in enumerate(handle, start=1):
+            where = f"{set_dir / info['file']}:{lineno}"
+            try:
+                item = json.loads(line)
+            except (ValueError, RecursionError):
+                raise BackupError(f"{where}: not a JSON line (corrupt snapshot)") from None
+            if not isinstance(item, dict):
+                raise BackupError(f"{where}: expected an object {{id, p}}")
+            pid = item.get("id")
+            if isinstance(pid, bool) or not isinstance(pid, int) or not 0 < pid < 1 << 63:
+                raise BackupError(f"{where}: id: expected a memory id, got {pid!r}"[:200])
+            payload = item.get("p")
+            if not isinstance(payload, dict):
+                raise BackupError(f"{where}: p: expected the point's payload object")
             if raw is None:
-                vec = item["v"]
+                vec = item.get("v")
+                if not isinstance(vec, list) or not vec:
+                    raise BackupError(f"{where}: v: expected the point's vector")
             else:
                 chunk = raw.read(width)
                 if len(chunk) != width:
                     raise BackupError(f"{raw.name}: fewer vectors than points")
                 vec = np.frombuffer(chunk, dtype="<f4")
-            yield int(item["id"]), vec, item["p"]
+            yield pid, vec, payload
 
 
 def _points_from_shard(file: Path) -> Iterator[tuple[int, list[float], dict[str, Any]]]:
@@ -727,10 +1072,41 @@ def list_backups(root: Path) -> list[tuple[float, Path]]:
             continue
         try:
             manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-            out.append((float(manifest["created_at"]), path))
-        except (OSError, ValueError, KeyError, TypeError):
+            created = float(manifest["created_at"])
+            datetime.fromtimestamp(created, UTC)  # a time that can be shown
+            out.append((created, path))
+        except (OSError, ValueError, KeyError, TypeError, OverflowError, RecursionError):
             continue
     return sorted(out, key=lambda x: x[0], reverse=True)
+
+
+def describe_sets(root: Path) -> list[dict[str, Any]]:
+    """``backup --list``: each complete set under ``root`` (newest first) with its time, its
+    number of memories and its kind of vector snapshot; read from the manifests only."""
+    if root.exists() and not root.is_dir():
+        raise BackupError(f"{root}: is a file, not a folder of backup sets")
+    out: list[dict[str, Any]] = []
+    for created, path in list_backups(root):
+        try:
+            manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+            counts = manifest.get("counts") if isinstance(manifest, dict) else None
+            memories = counts.get("memories") if isinstance(counts, dict) else None
+            vectors = manifest.get("vectors")
+            kind = vectors.get("kind") if isinstance(vectors, dict) else None
+        except (OSError, ValueError, AttributeError):
+            memories, kind = None, None
+        out.append(
+            {
+                "path": str(path),
+                "created_at": created,
+                "created_at_iso": datetime.fromtimestamp(created, UTC).strftime(
+                    "%Y-%m-%d %H:%M:%SZ"
+                ),
+                "memories": memories if isinstance(memories, int) else 0,
+                "vectors": kind if isinstance(kind, str) else None,
+            }
+        )
+    return out
 
 
 def apply_retention(root: Path, keep_daily: int = 7, keep_weekly: int = 4) -> list[Path]:

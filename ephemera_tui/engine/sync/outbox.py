@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..domain import Memory, SyncReport
 from ..errors import EmbeddingError, VectorStoreError
+from ..redact import redact
 from ..vectors.base import VectorPoint
 
 if TYPE_CHECKING:
@@ -51,11 +52,17 @@ class OutboxDrain:
     def push(self, ids: Sequence[int]) -> None:
         """Index freshly written memories now if the vector store is ours; else leave them
         queued for whoever holds it."""
-        if self.vectors.get() is None:
-            return
-        items = self.store.outbox_for(ids)
-        if items:
-            self.apply(items)
+        try:
+            if self.vectors.get() is None:
+                return
+            items = self.store.outbox_for(ids)
+            if items:
+                self.apply(items)
+        except Exception as exc:  # noqa: BLE001 - the write is committed: it must be reported
+            # as saved, its vector stays queued for whoever drains the outbox next
+            reason = redact(str(exc) or type(exc).__name__, self.vectors.settings.qdrant_url)
+            log.warning("vector write of %d memories left queued: %s", len(ids), reason)
+            self.last_error = reason
 
     def drain(self, batch_size: int = 256, max_batches: int | None = None) -> SyncReport:
         """Drain the outbox into the vector store (``ephemera sync`` and the worker)."""
@@ -89,6 +96,7 @@ class OutboxDrain:
             report.error = self.vectors.status
             return report
         try:
+            self.vectors.ensure_space()  # a full disk would kill us inside the mapped files
             current = self.store.get_many([i.memory_id for i in items])
             to_upsert = [current[i.memory_id] for i in items if i.memory_id in current]
             to_delete = [i.memory_id for i in items if i.memory_id not in current]
@@ -104,11 +112,12 @@ class OutboxDrain:
             self.store.clear_outbox(items)
             report.upserted, report.deleted = len(to_upsert), len(to_delete)
             self.last_error = None
-        except (VectorStoreError, EmbeddingError) as exc:
-            log.warning("vector write of %d memories deferred: %s", len(items), exc)
+        except (VectorStoreError, EmbeddingError, OSError) as exc:
+            reason = redact(str(exc) or type(exc).__name__, self.vectors.settings.qdrant_url)
+            log.warning("vector write of %d memories deferred: %s", len(items), reason)
             self.metrics.error("vector_upsert")
             report.failed = len(items)
-            report.error = str(exc)
-            self.last_error = str(exc)
-            self.store.defer_outbox(items, str(exc))
+            report.error = reason
+            self.last_error = reason
+            self.store.defer_outbox(items, reason)
         return report

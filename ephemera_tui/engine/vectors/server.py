@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import EmbeddingError, VectorStoreError
 from ..filters import SearchFilter, tag_spellings
+from ..redact import mask_url, redact
 from .base import (
     COLLECTION,
     HNSW_EF_CONSTRUCT,
@@ -62,12 +63,14 @@ class ClientVectors:
                 params = info.config.params.vectors
                 size = getattr(params, "size", None)
                 if size is not None:
-                    check_dim(int(size), dim, url)
+                    check_dim(int(size), dim, mask_url(url))
         except EmbeddingError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
             detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise VectorStoreError(f"Qdrant at {url} unavailable: {detail}") from exc
+            raise VectorStoreError(
+                redact(f"Qdrant at {mask_url(url)} unavailable: {detail}", url)
+            ) from exc
 
     def _create(self) -> None:
         m = self._m
@@ -83,7 +86,9 @@ class ClientVectors:
 
     def _wrap(self, action: str, exc: Exception) -> VectorStoreError:
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return VectorStoreError(f"Qdrant at {self.url}: {action} failed: {detail}")
+        return VectorStoreError(
+            redact(f"Qdrant at {mask_url(self.url)}: {action} failed: {detail}", self.url)
+        )
 
     def _filter(self, flt: SearchFilter | None) -> Any:
         if flt is None:
