@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -231,22 +231,63 @@ def restore(
     ctx: typer.Context,
     directory: Annotated[Path, typer.Argument(help="A backup set directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
+    until: Annotated[
+        str | None,
+        typer.Option(
+            "--until",
+            help="MySQL/MariaDB: then replay the binlog up to this moment "
+            "(e.g. '2026-12-01 10:30').",
+        ),
+    ] = None,
+    binlog_from: Annotated[
+        str | None,
+        typer.Option(
+            "--binlog-from",
+            help="With --until: the server to read the binlog from (a database URL; default "
+            "the target's) or a folder of binlog files.",
+        ),
+    ] = None,
 ) -> None:
-    """Rebuild an empty database and vector store from a backup set (refuses non-empty ones)."""
+    """Rebuild an empty database and vector store from a backup set (refuses non-empty ones);
+    with --until, also replay the binlog after the set up to that moment."""
     from ...engine.backup import load_manifest, restore_backup
 
     directory = _chosen_set(directory)
-    guarded(lambda: load_manifest(directory))  # refuse bad input before opening the target
+    manifest = guarded(lambda: load_manifest(directory))  # refuse bad input before opening
+    if binlog_from is not None and until is None:
+        fail("--binlog-from needs --until")
+    moment = None if until is None else guarded(lambda: _until(until, directory, manifest))
     with engine_session(ctx) as engine:
-        report = restore_backup(engine, directory)
+        replayed = None
+        if moment is None:
+            report = restore_backup(engine, directory)
+        else:
+            from ...engine.backup.binlog import restore_until
+
+            report, replayed = guarded(
+                lambda: restore_until(engine, directory, moment, binlog_from)
+            )
         if as_json:
-            typer.echo(json.dumps(report.to_dict()))
+            out = report.to_dict()
+            if replayed is not None:
+                out["binlog"] = replayed.to_dict()
+            typer.echo(json.dumps(out))
         else:
             typer.echo(
                 f"restored {plural(report.memories, 'memory')}; vectors from snapshot "
                 f"{report.vectors_loaded}, re-embedded {report.reembedded}, "
                 f"removed {report.removed}"
             )
+            if replayed is not None:
+                typer.echo(
+                    f"replayed the binlog up to {replayed.until}: "
+                    f"{plural(replayed.transactions, 'transaction')} "
+                    f"({plural(replayed.row_events, 'row event')}, "
+                    f"{plural(replayed.statements, 'statement')}); left out "
+                    f"{plural(replayed.skipped, 'statement')} of other tables or databases"
+                )
+                for ddl in replayed.skipped_ddl[:5]:
+                    typer.echo(f"note: left out of the replay: {ddl}", err=True)
             for note in report.notes:
                 typer.echo(f"note: {note}", err=True)
         if any(note.startswith("vector store unavailable") for note in report.notes):
@@ -278,6 +319,15 @@ def _list_sets(root: Path, as_json: bool) -> None:
             f"{item['path']}  {item['created_at_iso']}  {plural(item['memories'], 'memory')}  "
             f"vectors: {item['vectors'] or 'none'}"
         )
+
+
+def _until(text: str, directory: Path, manifest: dict[str, Any]) -> int:
+    """``--until`` as Unix seconds, and the set's binlog position checked, before the
+    target is opened."""
+    from ...engine.backup.binlog import binlog_position, until_timestamp
+
+    binlog_position(manifest, directory)
+    return until_timestamp(text)
 
 
 def register(app: typer.Typer) -> None:
