@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from ephemera_tui.migration import state
 from ephemera_tui.migration.importer import Importer, MigrationReport
 from ephemera_tui.migration.mapping import build_mapping, parse_map_options
 from ephemera_tui.migration.readers import MigrationError, read_sources
+from tests.helpers import run_ephemera
 from tests.test_meili_support import (
     REAL_DUMP_FILES,
     append_jsonl,
@@ -621,13 +621,7 @@ def test_a_bad_document_in_one_index_writes_no_index(engine: Engine, tmp_path: P
 
 
 def _ephemera(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ephemera_tui.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_ephemera(*args, env=env, timeout=180)
 
 
 def test_command_imports_every_index_and_refuses_unsafe_members(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from ephemera_tui.migration import state
 from ephemera_tui.migration.importer import Importer, MigrationReport, preview
 from ephemera_tui.migration.mapping import build_mapping, parse_map_options, read_vectors
 from ephemera_tui.migration.readers import MigrationError, read_source
+from tests.helpers import run_ephemera
 from tests.test_meili_support import (
     export_documents,
     one_hot,
@@ -325,13 +325,7 @@ def test_tasks_fixture_has_an_enqueued_update_file() -> None:
 
 
 def _ephemera(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ephemera_tui.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_ephemera(*args, env=env, timeout=120)
 
 
 def test_command_imports_previews_and_reports(cli_env: dict[str, str], tmp_path: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,6 +39,7 @@ from ephemera_tui.migration.live import (
 from ephemera_tui.migration.mapping import build_mapping
 from ephemera_tui.migration.phases import finish, phase, status
 from ephemera_tui.migration.readers import read_source, read_sources
+from tests.helpers import run_ephemera
 from tests.test_meili_support import write_dump
 
 MASTER_KEY = "masterKey"
@@ -832,13 +832,7 @@ def test_phases_and_finish(engine: Engine, tmp_path: Path, fake: FakeMeili) -> N
 
 
 def _ephemera(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ephemera_tui.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_ephemera(*args, env=env, timeout=120)
 
 
 def test_commands_dual_write_compare_status_finish(
