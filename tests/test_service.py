@@ -295,3 +295,34 @@ def test_an_engine_embeds_through_another_hosts_service(settings: Settings, tmp_
                 assert other.search("embedded elsewhere").hits[0].memory.id == memory.id
         finally:
             service.stop()
+
+
+def test_a_second_engine_searches_through_the_service_then_takes_over(
+    settings: Settings,
+) -> None:
+    from ephemera_tui.engine.compose import open_engine
+    from ephemera_tui.service.router import ServiceRouter
+
+    holder = Engine(settings)
+    service = Service(holder)
+    service.start_in_thread()
+    memory = holder.add(Draft(content="booked the flights to Lisbon"))
+    second = open_engine(settings)
+    try:
+        assert isinstance(second.search_router, ServiceRouter)
+        assert second.vector_status == "ok"  # served by meaning, though the store is held
+        assert second.search("airplane tickets").mode == "hybrid"
+        written = second.add(Draft(content="a tram ride in Lisbon"))  # SQL + outbox here
+        service.stop()
+        holder.close()  # the holder goes away; its lock with it
+        deadline = time.monotonic() + 10
+        result = second.search("tram lisbon")
+        while result.mode != "hybrid" and time.monotonic() < deadline:
+            time.sleep(0.5)  # the engine retries the freed store within seconds
+            result = second.search("tram lisbon")
+        assert result.mode == "hybrid"
+        second.sync()
+        ids = [h.memory.id for h in second.search("tram lisbon").hits]
+        assert written.id in ids and memory.id in ids
+    finally:
+        second.close()

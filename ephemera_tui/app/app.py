@@ -207,7 +207,9 @@ class EphemeraApp(App[None]):
         """While this app holds the stores, serve other processes on this data dir (CLI
         calls, other windows) as the resident engine, for the app's lifetime. Runs on the
         engine worker's thread; failing to serve only means they work as before."""
-        if self.settings.service != "auto" or engine.vector_status != "ok":
+        if self.settings.service != "auto" or engine.vector_manager.held is None:
+            return
+        if getattr(self, "service", None) is not None:
             return
         from ..service.runner import Service
 
@@ -257,6 +259,17 @@ class EphemeraApp(App[None]):
 
     def _synced(self, state: JournalState) -> None:
         self._last_state = state
+        engine = self.engine
+        if (
+            getattr(self, "service", None) is None
+            and engine is not None
+            and engine.vector_manager.held is not None
+            and self.settings.service == "auto"
+        ):
+            # This app holds the store now (another holder went away): serve the others.
+            self.run_worker(
+                lambda: self._serve_others(engine), thread=True, group="serve", exclusive=True
+            )
         self.memory_count = state.count
         self.pending_count = state.pending
         self.vector_state = state.vector_state
@@ -326,8 +339,11 @@ class EphemeraApp(App[None]):
                 f"Continue the memory you were writing {draft_age(draft, self.clock())}?\n\n"
             )
             question.append(_draft_label(draft), style="italic")
-            question.append("\n\nNo starts an empty form (the draft is then dropped).", style="dim")
-            if await self.push_screen_wait(ConfirmScreen("Unsaved draft", question)):
+            question.append("\n\nStarting afresh drops the draft.", style="dim")
+            ask = ConfirmScreen(
+                "Unsaved draft", question, yes="Continue", no="Start afresh", safe_answer=True
+            )
+            if await self.push_screen_wait(ask):
                 memory = await self._draft_memory(draft)
             else:
                 self.drafts.clear()

@@ -33,10 +33,25 @@ def open_engine(
     engine = Engine(settings, embedder=embedder, clock=clock)
     try:
         _wire_migration(engine)
+        _wire_service(engine)
     except BaseException:
         engine.close()
         raise
     return engine
+
+
+def _wire_service(engine: Engine) -> None:
+    """While a resident engine serves this data dir, search through it (it holds the vector
+    store; this engine's own searches would be keyword only)."""
+    settings = engine.settings
+    if settings.service == "off" or engine.search_router is not None:
+        return
+    from ..service.client import find_service
+    from ..service.router import ServiceRouter
+
+    client = find_service(settings.data_dir, url=settings.service_url, token=settings.service_token)
+    if client is not None:
+        engine.route_searches(ServiceRouter(client, engine.local_search))
 
 
 def _wire_migration(engine: Engine) -> None:

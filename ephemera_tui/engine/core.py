@@ -58,6 +58,11 @@ class SearchRouter(Protocol):
         """Answer one search."""
         ...
 
+    def status(self) -> str | None:
+        """``ok`` when the router answers by meaning on this engine's behalf (a resident
+        engine holding the vectors), else None (the engine's own status applies)."""
+        ...
+
 
 class Engine:
     """Storage, embeddings, vectors and search behind one object.
@@ -149,7 +154,10 @@ class Engine:
 
     @property
     def vector_status(self) -> str:
-        """``ok`` while the vector store is open, else why not."""
+        """``ok`` while search by meaning works (here, or through a router that answers for
+        this engine), else why not."""
+        if self._router is not None and self._router.status() == "ok":
+            return "ok"
         return self.vector_manager.status
 
     def vector_collection(self) -> str:

@@ -624,6 +624,10 @@ class Router:
             self._server = MeiliServer(self.config)
         return self._server
 
+    def status(self) -> str | None:
+        """The engine's own vector status applies (MeiliSearch answers by keyword)."""
+        return None
+
     def search(self, raw: str, limit: int = 20, *, keyword_only: bool = False) -> SearchResult:
         """Answer from the side the read mode names (same signature as ``Engine.search``).
         ``keyword_only`` (the app's first pass while typing) always answers locally."""
