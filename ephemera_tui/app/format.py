@@ -166,15 +166,16 @@ def memory_label(memory: Memory, width: int = 60) -> str:
 
 
 FACT_WIDTH = 11
+WHY_WIDTH = 14
 
 
-def _hanging(value: str, width: int | None) -> str:
+def _hanging(value: str, width: int | None, indent: int = FACT_WIDTH) -> str:
     """``value`` wrapped to ``width`` with continuation lines under the first (not column 0)."""
-    room = (width or 0) - FACT_WIDTH
+    room = (width or 0) - indent
     if room < 10 or len(value) <= room:
         return value
     lines = textwrap.wrap(value, room, break_long_words=True, break_on_hyphens=False)
-    return ("\n" + " " * FACT_WIDTH).join(lines)
+    return ("\n" + " " * indent).join(lines)
 
 
 def memory_detail(memory: Memory, now: float, width: int | None = None) -> Text:
@@ -200,8 +201,10 @@ def memory_detail(memory: Memory, now: float, width: int | None = None) -> Text:
     return out
 
 
-def links_text(outgoing: Sequence[Memory], incoming: Sequence[Memory]) -> Text:
-    """'→ links to' and '← linked from' lines for the preview pane."""
+def links_text(
+    outgoing: Sequence[Memory], incoming: Sequence[Memory], width: int | None = None
+) -> Text:
+    """'→ links to' and '← linked from' lines; with ``width``, long ones wrap under the text."""
     out = Text()
     if not outgoing and not incoming:
         return out
@@ -209,42 +212,40 @@ def links_text(outgoing: Sequence[Memory], incoming: Sequence[Memory]) -> Text:
     for arrow, memories in (("→ ", outgoing), ("← ", incoming)):
         for memory in memories:
             out.append(arrow, style="bold")
-            out.append(memory_label(memory, 70) + "\n")
+            out.append(_hanging(memory_label(memory, 200), width, len(arrow)) + "\n")
     return out
 
 
-def why_text(hit: Hit, listed_by: str | None = None) -> Text:
+def why_text(hit: Hit, listed_by: str | None = None, width: int | None = None) -> Text:
     """The 'why this hit' explanation: semantic and keyword parts of the fused score; for a
-    query without words (``listed_by`` is then the query), the filter that let it through."""
+    query without words (``listed_by`` is then the query), the filter that let it through.
+    With ``width``, long lines wrap under their value, not under the labels."""
     out = Text()
     out.append("Why this hit\n", style="bold underline")
+
+    def fact(label: str, value: str) -> None:
+        out.append(f"{label:<{WHY_WIDTH}}", style="bold")
+        out.append(_hanging(value, width, WHY_WIDTH) + "\n")
+
     if listed_by is not None:
         filters = one_line(listed_by)
-        out.append("filter        ", style="bold")
-        out.append(f"matches {filters}\n" if filters else "none (the search box is empty)\n")
-        out.append("order         ", style="bold")
-        out.append("newest first (no words to rank by)\n")
+        fact("filter", f"matches {filters}" if filters else "none (the search box is empty)")
+        fact("order", "newest first (no words to rank by)")
         return out
-    out.append(f"fused score   {hit.score:.4f}\n")
+    out.append(f"{'fused score':<{WHY_WIDTH}}{hit.score:.4f}\n")
     if hit.semantic_rank is not None and hit.semantic_score is not None:
-        out.append("meaning       ", style="bold")
-        out.append(f"rank {hit.semantic_rank}, similarity {hit.semantic_score:.3f}\n")
+        fact("meaning", f"rank {hit.semantic_rank}, similarity {hit.semantic_score:.3f}")
     else:
-        out.append("meaning       ", style="bold")
-        out.append("not among the closest by meaning\n")
+        fact("meaning", "not among the closest by meaning")
     if hit.keyword_rank is not None and hit.keyword_score is not None:
-        out.append("words         ", style="bold")
-        out.append(f"rank {hit.keyword_rank}, score {hit.keyword_score:.3f}\n")
+        fact("words", f"rank {hit.keyword_rank}, score {hit.keyword_score:.3f}")
     else:
-        out.append("words         ", style="bold")
-        out.append("no keyword match\n")
+        fact("words", "no keyword match")
     content = hit.memory.content.lower()
     found = [t for t in hit.matched_terms if t.lower() in content]
     missing = [t for t in hit.matched_terms if t.lower() not in content]
     if found:
-        out.append("matched       ", style="bold")
-        out.append(" ".join(clean(t) for t in found) + "\n")
+        fact("matched", " ".join(clean(t) for t in found))
     if missing:
-        out.append("not in text   ", style="bold")
-        out.append(" ".join(clean(t) for t in missing) + "\n")
+        fact("not in text", " ".join(clean(t) for t in missing))
     return out

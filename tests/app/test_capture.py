@@ -199,3 +199,104 @@ async def test_save_right_after_fast_typing_keeps_every_key(make_app, seeded):
         await settle(pilot)
         assert isinstance(app.screen, SearchScreen)
         assert app.screen.query_one(ResultList).hits[0].memory.content == "burst of keys"
+
+
+async def open_form(pilot) -> CaptureScreen:
+    await ready(pilot)
+    await pilot.press("ctrl+n")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, CaptureScreen)
+    return screen
+
+
+async def when_hint(pilot, screen: CaptureScreen, typed: str) -> str:
+    screen.query_one("#when", Input).value = typed
+    for _ in range(100):
+        await pilot.pause(0.02)
+        text = str(screen.query_one("#when-hint", Static).render())
+        if "→" in text or "?" in text:
+            break
+    await settle(pilot)
+    return str(screen.query_one("#when-hint", Static).render())
+
+
+async def test_when_shows_the_resolved_date_before_saving(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        assert "→ now" in await when_hint(pilot, screen, "")
+        hint = await when_hint(pilot, screen, "2023-11-02 10:30")
+        assert "→ Thu 2 Nov 2023 10:30" in hint
+        hint = await when_hint(pilot, screen, "yesterday")
+        assert "Mon 13 Nov 2023" in hint and "⚠" not in hint
+        hint = await when_hint(pilot, screen, "tomorrow")
+        assert "⚠" in hint and "future" in hint
+        hint = await when_hint(pilot, screen, "someday maybe never")
+        assert "cannot understand" in hint and "Unix seconds" not in hint
+
+
+async def test_every_problem_is_listed_at_once(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        screen.query_one("#importance", Input).value = "999"
+        screen.query_one("#confidence", Input).value = "300"
+        screen.query_one("#when", Input).value = "someday maybe never"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is screen
+        error = str(screen.query_one("#form-error", Static).render())
+        for field in ("content", "importance", "confidence", "when"):
+            assert field in error
+        assert "Unix seconds" not in error
+        assert screen.query_one("#importance").has_class("-invalid")
+
+
+async def test_tab_takes_the_tag_suggestion_and_the_hint_stays(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        tags = screen.query_one("#tags", Input)
+        tags.focus()
+        await pilot.press(*"work li")
+        for _ in range(50):
+            await pilot.pause(0.02)
+            if tags.suggestion:  # type: ignore[attr-defined]
+                break
+        await pilot.press("tab")
+        assert tags.value == "work lisbon"
+        assert app.focused is tags
+        assert "tab" in str(screen.query_one("#tags-hint", Static).render())
+        await pilot.press("tab")  # no suggestion now: on to the next field
+        assert app.focused is screen.query_one("#source", Input)
+
+
+async def test_keys_typed_with_tab_land_in_the_field_focused_after_it(make_app, seeded):
+    """A paste or a macro at 0 ms: what follows Tab belongs to the next field."""
+    from textual import events
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        for key, char in [("a", "a"), ("b", "b"), ("tab", None)] + [(c, c) for c in "trip"]:
+            app.post_message(events.Key(key, char))
+        await settle(pilot)
+        assert screen.query_one("#content", TextArea).text == "ab"
+        assert screen.query_one("#tags", Input).value == "trip"
+
+
+async def test_external_editor_text_ends_with_a_newline(make_app, seeded, tmp_path, monkeypatch):
+    import contextlib
+
+    script = tmp_path / "editor.sh"
+    script.write_text('#!/bin/sh\necho "second line" >> "$1"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("VISUAL", str(script))
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_form(pilot)
+        monkeypatch.setattr(app, "suspend", contextlib.nullcontext)
+        await pilot.press(*"first line", "ctrl+o")
+        await pilot.pause()
+        assert screen.query_one("#content", TextArea).text == "first line\nsecond line"

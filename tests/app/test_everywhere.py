@@ -169,3 +169,72 @@ def test_engine_does_not_import_textual():
 
 def test_clock_is_fixed():
     assert clock() == NOW
+
+
+async def test_palette_lists_theme_once(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press("tab", "ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"theme")
+        await pilot.pause(0.5)
+        palette = app.screen
+        assert isinstance(palette, CommandPalette)
+        from textual.widgets import OptionList
+
+        listing = palette.query_one(OptionList)
+        titles = [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
+        assert sum("Theme" in t for t in titles) == 1
+
+
+async def test_a_chosen_theme_is_kept_across_restarts(make_app, settings):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.theme = "nord"
+        await pilot.pause()
+    again = make_app()
+    async with again.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert again.theme == "nord"
+    assert (settings.data_dir / "app-state.json").exists()
+    config = Path(settings.data_dir).parent / "config.toml"
+    assert not config.exists()  # the user's config file is never written
+
+
+async def test_an_edited_config_theme_wins_over_an_old_choice(make_app, settings):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.theme = "nord"
+        await pilot.pause()
+    configured = make_app(settings=dataclasses.replace(settings, theme="gruvbox"))
+    async with configured.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert configured.theme == "gruvbox"
+
+
+def test_keyword_only_notices_put_the_reason_first():
+    from ephemera_tui.app.format import short_notice
+
+    notice = short_notice(
+        "keyword results only: vector store /tmp/pytest-of-x/pytest-9/test_x0/data/vectors/"
+        "ephemera_memory_vectors is open in another process (an open app or worker); "
+        "it will index new memories"
+    )
+    assert notice.startswith("keyword only: open in another process")
+    assert "/tmp/" not in notice and "…/ephemera_memory_vectors" in notice
+
+
+async def test_status_line_says_why_search_is_keyword_only(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        app.vector_state = (
+            "vector store /very/long/path/to/the/data/dir/vectors/ephemera_memory_vectors is "
+            "open in another process (an open app or worker); it will index new memories"
+        )
+        await pilot.pause()
+        line = str(app.screen.query_one(StatusLine).render())
+        assert "keyword only: open in another process" in line

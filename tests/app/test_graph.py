@@ -130,3 +130,23 @@ async def test_empty_journal(make_app):
         await settle(pilot)
         await pilot.press("j", "u", "left")
         await settle(pilot)
+
+
+async def test_suggestions_close_to_the_best_only(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_graph(pilot, seeded[0])
+        assert screen.data is not None
+        scores = [n.score for n in screen.data.neighbours if n.kind == "similar"]
+        assert scores and all(s is not None and s >= 0.8 * scores[0] for s in scores)
+        assert len(scores) < 5  # the weak tail (0.25, 0.20, …) is not offered
+
+
+async def test_nothing_similar_is_said(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_graph(pilot, seeded[1])  # its best match is weak
+        assert screen.data is not None and not screen.data.has_suggestions
+        listing = screen.neighbour_list
+        texts = [str(listing.get_option_at_index(i).prompt) for i in range(listing.option_count)]
+        assert any("nothing similar" in t for t in texts)

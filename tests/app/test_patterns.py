@@ -58,3 +58,27 @@ async def test_f6_opens_patterns(make_app, seeded) -> None:  # type: ignore[no-u
         await settle(pilot)
         assert isinstance(app.screen, PatternsScreen)
         assert app.screen.data is not None and app.screen.data.total == 12
+
+
+async def test_activity_shows_the_whole_history_and_all_time_tags(make_app, seeded) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_patterns(pilot)
+        await pilot.press("u", "u")  # by day: two years of days, far wider than the panel
+        axis = screen.panel("activity").draw(60)[-1].plain
+        assert "2021-11-14" in axis and "2023-11-14" in axis
+        top = [line.plain for line in screen.panel("top").draw(40)]
+        assert top[0].startswith("friends") or top[0].startswith("garden")
+        assert len(top) == 8
+
+
+async def test_tags_compare_the_journals_own_last_weeks_when_it_is_old(make_app, seeded) -> None:  # type: ignore[no-untyped-def]
+    from pilot_helpers import NOW
+
+    from ephemera_tui.app import EphemeraApp
+
+    app = EphemeraApp(make_app().settings, clock=lambda: NOW + 400 * 86400, blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_patterns(pilot)
+        assert screen.data is not None and screen.data.recent_count > 0
+        assert "days to 14 Nov 2023" in str(screen.panel("tags").border_title)

@@ -36,7 +36,7 @@ async def timeline_by_month(pilot) -> None:
 
 async def graph(pilot) -> None:
     await ready(pilot)
-    await pilot.press("tab", "enter")
+    await pilot.press("tab", "o")
     await settle(pilot)
 
 
@@ -46,6 +46,31 @@ async def capture(pilot) -> None:
     await settle(pilot)
     await pilot.press(*"A new [bold]thought[/bold]")
     await pilot.pause()
+
+
+async def capture_when(pilot) -> None:
+    from textual.widgets import Input, Static
+
+    await capture(pilot)
+    form = pilot.app.screen
+    form.query_one("#when", Input).value = "yesterday 18:00"
+    for _ in range(100):
+        await pilot.pause(0.02)
+        if "→ Mon" in str(form.query_one("#when-hint", Static).render()):
+            break
+    await settle(pilot)
+
+
+async def reader(pilot) -> None:
+    await ready(pilot)
+    await pilot.press("tab", "enter")
+    await settle(pilot)
+
+
+async def search_re(pilot) -> None:
+    await ready(pilot)
+    await pilot.press(*"Re: planning meeting")
+    await settle(pilot)
 
 
 async def edit(pilot) -> None:
@@ -81,6 +106,9 @@ SCENES = {
     "timeline_month": timeline_by_month,
     "graph": graph,
     "capture": capture,
+    "capture_when": capture_when,
+    "reader": reader,
+    "search_re": search_re,
     "edit": edit,
     "confirm_delete": confirm_delete,
     "help": help_search,
@@ -88,7 +116,7 @@ SCENES = {
 }
 
 
-@pytest.mark.parametrize("scene", ["graph", "timeline"])
+@pytest.mark.parametrize("scene", ["home", "graph", "timeline"])
 def test_screen_without_colour(scene, snap_compare, make_app, seeded, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app = make_app()

@@ -39,7 +39,12 @@ def fixed_status(_engine: object) -> StatusData:
         "last_sync_at": NOW - 30,
     }
     stamps = {"sync": NOW - 30, "check": NOW - 7200, "backup": NOW - 86400 * 2, "worker": NOW - 5}
-    return StatusData(metrics, stamps, "synced 3, pending 0, checked 500")
+    journal = {
+        "data dir": "/home/ana/.local/share/ephemera",
+        "stores": "SQLite ephemera.db · embedded Qdrant",
+        "model": "ephemera/all-MiniLM-L6-v2-int8",
+    }
+    return StatusData(metrics, stamps, "synced 3, pending 0, checked 500", journal=journal)
 
 
 async def open_status(pilot, loader=fixed_status) -> StatusScreen:  # type: ignore[no-untyped-def]
@@ -109,3 +114,26 @@ async def test_f5_opens_status_and_escape_returns(make_app, seeded) -> None:  # 
         await pilot.press("escape")
         await settle(pilot)
         assert app.current_mode == "search"
+
+
+async def test_status_fits_80x24_and_says_where_the_journal_lives(make_app, seeded) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_status(pilot)
+        body = screen.query_one("#status-body")
+        assert body.max_scroll_y == 0  # nothing hidden below
+        text = "\n".join(line.plain for line in screen.query_one(HealthPanel)._lines())
+        assert "Data dir" in text and "Stores" in text and "Model" in text
+
+
+async def test_real_status_names_the_data_dir_backends_and_model(
+    make_app, seeded, settings
+) -> None:  # type: ignore[no-untyped-def]
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_status(pilot, loader=None)
+        assert screen.data is not None
+        facts = screen.data.journal
+        assert facts["data dir"] == str(settings.data_dir)
+        assert facts["stores"] == "SQLite ephemera.db · embedded Qdrant"
+        assert facts["model"] == "fake-hash-384"

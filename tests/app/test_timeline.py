@@ -148,3 +148,113 @@ async def test_pages_from_the_engine(make_app, settings):
         await pilot.press("pageup")
         await settle(pilot)
         assert lines.cursor < 1511
+
+
+async def test_arrows_jump_to_the_previous_and_next_busy_period(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_timeline(pilot)
+        lines = screen.query_one(MemoryLines)
+        histogram = screen.query_one(Histogram)
+        for n in range(1, 10):  # nine busy days back, however many empty days between
+            await pilot.press("left" if n % 2 else "h")
+            await settle(pilot)
+            assert histogram.buckets[histogram.selected][1] > 0
+            assert lines.current is not None and lines.current.id == seeded[n]
+        await pilot.press("right", "l")
+        await settle(pilot)
+        assert lines.current is not None and lines.current.id == seeded[7]
+
+
+async def test_brackets_leap_and_g_G_go_to_the_ends(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_timeline(pilot)
+        lines = screen.query_one(MemoryLines)
+        histogram = screen.query_one(Histogram)
+        await pilot.press("left_square_bracket")  # a month of days back: 40 days ago
+        await settle(pilot)
+        assert lines.current is not None and lines.current.id == seeded[8]
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        await settle(pilot)
+        assert lines.current is not None and lines.current.id == seeded[10]  # a year ago
+        await pilot.press("right_square_bracket")
+        await settle(pilot)
+        assert lines.current is not None and lines.current.id == seeded[9]
+        await pilot.press("G")
+        await settle(pilot)
+        assert lines.current is not None and lines.current.id == seeded[11]
+        assert histogram.selected == 0
+        await pilot.press("g")
+        await settle(pilot)
+        assert lines.current is not None and lines.current.id == seeded[0]
+        assert histogram.selected == len(histogram.buckets) - 1
+
+
+def row(lines: MemoryLines, y: int) -> str:
+    return str(lines.render_line(y).text)
+
+
+async def test_years_show_when_not_this_year_once_per_header(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await open_timeline(pilot)
+        lines = screen.query_one(MemoryLines)
+        assert row(lines, 0).startswith("Tue 14 Nov ")  # this year: no year
+        assert "2023" not in row(lines, 0)
+        assert row(lines, 10).startswith("Mon 14 Nov 2022")
+        assert row(lines, 11).startswith("Sun 14 Nov 2021")
+        await pilot.press("G")
+        await settle(pilot)
+        title = str(screen.query_one(Histogram).render())
+        assert title.count("2021") == 1
+        await pilot.press("u")  # by week
+        await settle(pilot)
+        await pilot.press("g")
+        await settle(pilot)
+        assert row(lines, 0).startswith("13–19 Nov ")
+        assert row(lines, 10).startswith("14–20 Nov 2022")
+        await pilot.press("u")  # by month
+        await settle(pilot)
+        assert row(lines, 0).startswith("November ")
+        assert row(lines, 10).startswith("November 2022")
+        title = str(screen.query_one(Histogram).render())
+        assert "November" in title and "2023" not in title
+
+
+async def test_the_top_row_always_names_its_group(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_timeline(pilot)
+        await pilot.press("u", "u")  # by month: November holds four memories
+        await settle(pilot)
+        lines = screen.query_one(MemoryLines)
+        assert row(lines, 1).startswith(" " * 8)  # inside the group: no label
+        lines.scroll_to(y=2, animate=False, immediate=True)
+        await pilot.pause()
+        assert row(lines, 0).startswith("November")
+
+
+async def test_the_list_has_no_sideways_scrollbar(make_app, seeded):
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_timeline(pilot)
+        lines = screen.query_one(MemoryLines)
+        assert not lines.show_horizontal_scrollbar
+        assert lines.virtual_size.width <= lines.scrollable_content_region.width
+
+
+async def test_enter_reads_the_highlighted_memory(make_app, seeded):
+    from ephemera_tui.app.screens.reader import ReaderScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_timeline(pilot)
+        await pilot.press("j", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ReaderScreen)
+        assert app.screen.memory.id == seeded[1]
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, TimelineScreen)
+        assert app.is_running

@@ -12,10 +12,15 @@ from ephemera_tui.app.screens.capture import CaptureScreen
 from ephemera_tui.app.screens.confirm import ConfirmScreen
 from ephemera_tui.app.screens.search import SearchScreen
 from ephemera_tui.app.screens.timeline import TimelineScreen
-from ephemera_tui.app.state import DraftStore
 from ephemera_tui.app.widgets.lines import MemoryLines
 from ephemera_tui.app.widgets.results import ResultList
 from ephemera_tui.engine import Draft
+
+
+def drafts(settings):  # imported late: the rest of the file runs on any version of the app
+    from ephemera_tui.app.state import DraftStore
+
+    return DraftStore(settings.data_dir)
 
 
 async def save_new(pilot, text: str) -> None:
@@ -126,7 +131,7 @@ async def test_escape_with_changes_asks_and_the_draft_comes_back(make_app, seede
         await settle(pilot)
         assert isinstance(app.screen, SearchScreen)
         assert app.memory_count == len(seeded)
-        assert DraftStore(settings.data_dir).load() is not None
+        assert drafts(settings).load() is not None
         await pilot.press("ctrl+n")
         await pilot.pause()
         offer = app.screen
@@ -139,7 +144,7 @@ async def test_escape_with_changes_asks_and_the_draft_comes_back(make_app, seede
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert app.memory_count == len(seeded) + 1
-        assert DraftStore(settings.data_dir).load() is None  # saved: nothing left to offer
+        assert drafts(settings).load() is None  # saved: nothing left to offer
 
 
 async def test_escape_without_changes_closes_at_once(make_app, seeded, settings):
@@ -152,7 +157,7 @@ async def test_escape_without_changes_closes_at_once(make_app, seeded, settings)
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, SearchScreen)
-        assert DraftStore(settings.data_dir).load() is None
+        assert drafts(settings).load() is None
 
 
 async def test_a_draft_survives_the_app_closing(make_app, seeded, settings):
@@ -195,7 +200,7 @@ async def test_declining_the_draft_starts_an_empty_form(make_app, seeded, settin
         form = app.screen
         assert isinstance(form, CaptureScreen)
         assert form.query_one("#content", TextArea).text == ""
-        assert DraftStore(settings.data_dir).load() is None
+        assert drafts(settings).load() is None
 
 
 async def test_an_interrupted_edit_comes_back_as_an_edit(make_app, seeded):

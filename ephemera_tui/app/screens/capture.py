@@ -257,7 +257,7 @@ class CaptureScreen(ModalScreen["Memory | None"]):
             self._when = None
             line = Text("When ", style="bold")
             line.append(f"→ now, {long_time(now)}")
-            line.append(f" · or {WHEN_EXAMPLES}", style="dim")
+            line.append(" · also 10:30, 3 days ago, 2024-05-01", style="dim")
             hint.update(line)
             return
 

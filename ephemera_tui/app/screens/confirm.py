@@ -20,21 +20,38 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("n,escape", "answer(False)", "No", id="confirm.no"),
     ]
 
-    def __init__(self, title: str, question: Text | str) -> None:
+    def __init__(
+        self,
+        title: str,
+        question: Text | str,
+        *,
+        yes: str = "Yes",
+        no: str = "No",
+        safe_answer: bool = False,
+    ) -> None:
+        """``safe_answer`` is what Enter chooses: No unless yes is the harmless answer (e.g.
+        continuing a draft, where No would drop it)."""
         super().__init__()
         self.title_text = title
         self.question = question if isinstance(question, Text) else Text(question)
+        self.labels = (yes, no)
+        self.safe_answer = safe_answer
 
     def compose(self) -> ComposeResult:
+        yes, no = self.labels
         with Vertical(id="dialog"):
             yield Static(self.question, id="question")
             with Horizontal(id="buttons"):
-                yield Button("Yes (y)", variant="error", id="yes")
-                yield Button("No (n)", variant="primary", id="no")
+                yield Button(
+                    f"{yes} (y)", variant="primary" if self.safe_answer else "error", id="yes"
+                )
+                yield Button(
+                    f"{no} (n)", variant="default" if self.safe_answer else "primary", id="no"
+                )
 
     def on_mount(self) -> None:
         self.query_one("#dialog").border_title = self.title_text
-        self.query_one("#no", Button).focus()
+        self.query_one("#yes" if self.safe_answer else "#no", Button).focus()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

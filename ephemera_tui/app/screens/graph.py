@@ -89,7 +89,7 @@ class GraphScreen(JournalScreen):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.mode('search')", "Search", show=False, id="graph.back_to_search"),
-        Binding("enter", "follow", "Follow", id="graph.follow"),
+        Binding("enter", "follow", "Follow", priority=True, id="graph.follow"),
         Binding("l", "follow", "Follow", show=False, id="graph.follow_vim"),
         Binding("backspace", "back", "Back", id="graph.back"),
         Binding("h", "back", "Back", show=False, id="graph.back_vim"),

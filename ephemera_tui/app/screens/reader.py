@@ -106,7 +106,11 @@ class ReaderScreen(JournalScreen):
         width = max(20, pane.content_region.width or self.app.size.width - 6)
         body = memory_detail(self.memory, self.now(), width)
         if self.reading is not None:
-            body.append_text(links_text(self.reading.outgoing, self.reading.incoming))
+            links = links_text(self.reading.outgoing, self.reading.incoming, width)
+            if not links.plain:
+                links = Text("\nLinks\n", style="bold underline")
+                links.append("none yet: o opens the graph, where + links it to another\n")
+            body.append_text(links)
         else:
             body.append("\n")
             body.append("loading links…", style="dim")

@@ -87,13 +87,13 @@ class SearchScreen(JournalScreen):
         ),
         Binding("escape", "clear", "Clear", id="search.clear"),
         Binding("escape", "leave_box", "Leave box", id="search.leave"),
-        Binding("escape", "focus_query", "Search box", id="search.back"),
+        Binding("escape", "focus_query", "Search box", show=False, id="search.back"),
         Binding("down", "move(1)", "Next", show=False, id="search.next"),
         Binding("up", "move(-1)", "Previous", show=False, id="search.previous"),
         Binding("slash", "focus_query", "Search box", show=False, id="search.focus"),
         # Priority so the footer shows it over the list's own Enter (which would also read).
         Binding("enter", "read", "Read", priority=True, id="search.read"),
-        Binding("o", "open_graph", "Links", id="search.graph"),
+        Binding("o", "open_graph", "Links", show=False, id="search.graph"),
         Binding("e", "edit", "Edit", id="search.edit"),
         Binding("d", "delete", "Delete", show=False, id="search.delete"),
         Binding("w", "toggle_why", "Why", id="search.why"),
@@ -304,14 +304,14 @@ class SearchScreen(JournalScreen):
             pane.update(Text(""))
             return
         body = Text()
+        width = self.query_one("#preview-pane").content_region.width
         if self.show_why:
             found = self.found
             listed_by = found.query if found is not None and found.mode == "browse" else None
-            body.append_text(why_text(hit, listed_by))
+            body.append_text(why_text(hit, listed_by, width or None))
             body.append("\n")
-        width = self.query_one("#preview-pane").content_region.width
         body.append_text(memory_detail(self.preview.memory, self.now(), width or None))
-        body.append_text(links_text(self.preview.outgoing, self.preview.incoming))
+        body.append_text(links_text(self.preview.outgoing, self.preview.incoming, width or None))
         pane.update(body)
 
     def refresh_times(self) -> None:
@@ -327,16 +327,19 @@ class SearchScreen(JournalScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         box = self.query_box
-        if action == "read" and box.has_focus:
+        # The screen's focus, not has_focus: that is False while the terminal window is in
+        # the background, and the first key that brings it back must work all the same.
+        in_box = self.focused is box
+        if action == "read" and in_box:
             return False  # Enter in the box goes to the list
         if action in ("read", "open_graph", "edit", "delete", "toggle_why"):
             return True if self.current_memory is not None else None
         if action == "clear":
-            return box.has_focus and bool(box.value)
+            return in_box and bool(box.value)
         if action == "leave_box":
-            return box.has_focus and not box.value
+            return in_box and not box.value
         if action == "focus_query":
-            return not box.has_focus
+            return not in_box
         return True
 
     def on_descendant_focus(self) -> None:

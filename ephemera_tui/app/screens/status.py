@@ -12,6 +12,7 @@ import contextlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -79,7 +80,9 @@ def journal_facts(engine: Engine) -> dict[str, str]:
     settings = engine.settings
     url = settings.resolved_database_url
     if url.startswith("sqlite"):
-        database = f"SQLite {url.split('///', 1)[-1]}"
+        path = url.split("///", 1)[-1]
+        inside = Path(path).parent == Path(settings.data_dir)
+        database = f"SQLite {Path(path).name if inside else path}"
     else:
         database = re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", url)
     vectors = f"Qdrant {settings.qdrant_url}" if settings.qdrant_url else "embedded Qdrant"
@@ -156,7 +159,9 @@ class LatencyPanel(Widget):
         for stage in STAGES:
             s = latency.get(f"search.{stage}")
             parts.append(f"{stage} {milliseconds(s['p50']) if s else '-'}")
-        line.append("  ".join(parts))
+        room = max(0, self.content_region.width - label_w)
+        joined = "  ".join(parts)
+        line.append(joined if len(joined) <= room else " ".join(parts))
         return line
 
     def render(self) -> Text:
@@ -293,7 +298,7 @@ class StatusScreen(JournalScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.mode('search')", "Search", show=False, id="status.back"),
         Binding("r", "refresh_now", "Refresh", id="status.refresh"),
-        Binding("m", "measure", "Measure recall", id="status.measure"),
+        Binding("m", "measure", "Recall", id="status.measure"),
     ]
 
     def __init__(

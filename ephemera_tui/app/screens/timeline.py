@@ -55,7 +55,7 @@ class TimelineScreen(JournalScreen):
         Binding("t", "jump_to_date", "Go to", id="timeline.jump"),
         Binding("o", "on_this_day", "This day", id="timeline.on_this_day"),
         Binding("L", "open_graph", "Links", show=False, id="timeline.graph"),
-        Binding("e", "edit", "Edit", id="timeline.edit"),
+        Binding("e", "edit", "Edit", show=False, id="timeline.edit"),
         Binding("d", "delete", "Delete", show=False, id="timeline.delete"),
     ]
 

@@ -162,9 +162,9 @@ class MemoryLines(ScrollView, can_focus=True):
         line = Text(no_wrap=True, overflow="ellipsis")
         line.append(f"{label:<{gutter}}", style="bold" if new_group else "dim")
         line.append("│ ", style="dim")
-        line.append(f"{clock:<6} ", style="dim")
+        line.append(f"{clock:<6}  " if self.unit != "day" else f"{clock:<5}  ", style="dim")
         line.append(one_line(memory.content))
-        tail = f"  {one_line(memory.source)}"
+        tail = f"  {one_line(memory.source)} "
         room = width - len(tail)
         if line.cell_len > room:
             line.truncate(max(room, gutter + 10), overflow="ellipsis")
