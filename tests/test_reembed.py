@@ -10,8 +10,8 @@ import pytest
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.embedder import CachedEmbedder, HashEmbedder
-from ephemera_tui.engine.vectors.reembed import LAST_KEY, RETIRED_KEY, TARGET_KEY, drop_retired
 from ephemera_tui.engine.vectors import COLLECTION, collection_for
+from ephemera_tui.engine.vectors.reembed import LAST_KEY, RETIRED_KEY, TARGET_KEY, drop_retired
 
 WORDS = ["harbour", "violin", "glacier", "lantern", "orchard", "comet", "saffron", "quartz"]
 
