@@ -21,8 +21,7 @@ from ephemera_tui.engine.errors import ConflictError, EphemeraError, NotFoundErr
 from ephemera_tui.service.client import find_service
 from ephemera_tui.service.runner import Service, bind_unix, socket_path
 from ephemera_tui.service.wire import PROTOCOL_VERSION
-
-EPHEMERA = [sys.executable, "-m", "ephemera_tui.cli"]
+from tests.helpers import EPHEMERA, run_ephemera
 
 
 @pytest.fixture
@@ -190,7 +189,7 @@ def _start_service(env: dict[str, str], data: Path) -> subprocess.Popen[str]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EPHEMERA, *args], env=env, capture_output=True, text=True, timeout=120)
+    return run_ephemera(*args, env=env)
 
 
 @pytest.mark.slow
