@@ -77,10 +77,12 @@ def cli_rows(data: Path, runs: int) -> list[list[object]]:
     return rows
 
 
-def latency_rows(data: Path, size: int, queries: int) -> list[list[object]]:
+def latency_rows(
+    data: Path, size: int, queries: int, source: Path, no_cache: bool
+) -> list[list[object]]:
     from ephemera_tui.service.runner import Service
 
-    inputs = corpus_inputs(size)
+    inputs = corpus_inputs(source, no_cache)
     engine = app_engine_on_corpus(data, {}, size, inputs)
     questions = inputs[1][:queries]
     service = Service(engine)
@@ -174,7 +176,9 @@ def main() -> int:
         print(f"load average: {os.getloadavg()}")
     if "latency" not in skip:
         with temp_dir("ephemera-bench-svc-") as tmp:
-            rows = latency_rows(Path(tmp) / "data", args.size, args.queries)
+            rows = latency_rows(
+                Path(tmp) / "data", args.size, args.queries, args.data, args.no_cache
+            )
             print(f"hybrid search at {args.size} memories, {args.queries} queries")
             print(table(["path", "p50 ms", "p95 ms"], rows))
         print(f"load average: {os.getloadavg()}")

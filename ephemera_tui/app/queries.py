@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from ..engine.observability.instrument import unrecorded
+
 if TYPE_CHECKING:
     from ..engine import Engine, Memory
     from ..engine.sync.worker import Worker
@@ -40,6 +42,13 @@ def journal_state(
     then count memories and pending vectors. With ``previous``, the counts are taken again
     only when the change feed has moved (one indexed read otherwise: an idle app does not
     count a large table every second)."""
+    with unrecorded():  # the tick's own look-ups are not user-facing latency
+        return _journal_state(engine, upkeep, previous)
+
+
+def _journal_state(
+    engine: Engine, upkeep: Worker | None, previous: JournalState | None
+) -> JournalState:
     error: str | None = None
     notice: str | None = None
     if upkeep is not None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -57,6 +58,22 @@ def open_metrics(engine: Engine) -> MetricsRecorder:
     return recorder
 
 
+_QUIET = threading.local()
+
+
+@contextlib.contextmanager
+def unrecorded() -> Iterator[None]:
+    """Leave this thread's SQL statements out of ``sql.query`` meanwhile: the upkeep loop's
+    own look-ups every tick are not user-facing latency, and recording them would make an
+    idle process write ``metrics.db`` every few seconds."""
+    before = getattr(_QUIET, "on", False)
+    _QUIET.on = True
+    try:
+        yield
+    finally:
+        _QUIET.on = before
+
+
 def _time_sql(engine: Engine, recorder: MetricsRecorder) -> None:
     """Time every SQL statement (``sql.query``) and count database errors (``errors.sql``)."""
     from sqlalchemy import event
@@ -70,7 +87,9 @@ def _time_sql(engine: Engine, recorder: MetricsRecorder) -> None:
     def after(conn: Any, _cursor: Any, _stmt: Any, _params: Any, _ctx: Any, _many: Any) -> None:
         stack = conn.info.get("ephemera_t0")
         if stack:
-            recorder.observe("sql.query", (perf() - stack.pop()) * 1000)
+            elapsed = (perf() - stack.pop()) * 1000
+            if not getattr(_QUIET, "on", False):
+                recorder.observe("sql.query", elapsed)
 
     def failed(context: Any) -> None:
         conn = getattr(context, "connection", None)

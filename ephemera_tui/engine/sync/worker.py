@@ -5,6 +5,12 @@ workers on one database (the app's and a headless ``ephemera worker``) take turn
 lease row in ``ephemera_meta`` claimed with a conditional UPDATE: only the holder runs, so no
 work is done twice. The lease expires on its own when its holder dies (kill -9, power loss).
 
+With ``worker_slices`` above 1 the workers share the work instead of taking turns: the outbox
+is cut into that many slices (``memory_id % slices``), each drained under its own lease, and
+the cross-check pass is handed out range by range, each range claimed with its own expiring
+lease row; a killed worker's slice or range is taken over once its lease runs out. Backups,
+index builds and dropping retired collections stay under the one lease.
+
 In the app::
 
     worker = Worker(engine)
@@ -20,13 +26,15 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..domain import CheckReport
-from ..errors import EmbeddingError, EphemeraError, VectorStoreError
+from ..errors import DatabaseError, EmbeddingError, EphemeraError, VectorStoreError
+from ..observability.instrument import unrecorded
 from ..store import Lease, MetaKey
 from ..vectors.index import BackgroundIndex
 from .reconcile import SliceReport, check_slice
@@ -56,6 +64,10 @@ CHECK_EVERY_SECONDS = 3600.0
 """How long after a complete cross-check pass the next one starts (a pass is one slice a run)."""
 BACKUP_RETRY_SECONDS = 3600.0
 """How long after a failed scheduled backup the next attempt is made."""
+SLICE_BATCH = 256
+"""Outbox rows applied per batch by a sliced worker (the lease is renewed between batches)."""
+ALL_CLAIMED = "-2"
+"""``check_cursor`` once every range of a sliced pass is claimed (the last ones may still run)."""
 
 # The meta keys this module reads and writes (names kept for callers and tests).
 LEASE_KEY = MetaKey.WORKER_LEASE
@@ -152,6 +164,9 @@ class Worker:
     :class:`~.index.BackgroundIndex`) once this many vectors are not in it; 0: never.
     ``idle``: says whether the user is idle, so the app's pauses (the index hand-over, the
     export of a scheduled backup) fall where nobody notices them.
+    ``slices``: 1 (one worker at a time does everything) or more (the outbox and the
+    cross-check are shared out in slices under leases of their own); default the
+    ``worker_slices`` setting. ``lease_seconds`` defaults to ``worker_lease_s``.
     """
 
     def __init__(
@@ -171,16 +186,20 @@ class Worker:
         owner: str | None = None,
         on_run: Callable[[WorkerRun], None] | None = None,
         check_every: float = CHECK_EVERY_SECONDS,
+        slices: int | None = None,
     ) -> None:
         self.engine = engine
         self.interval = interval
         self.check_slice_size = check_slice_size
+        settings = engine.settings
         self.lease = Lease(
             engine.store,
             engine.clock,
-            seconds=lease_seconds or max(30.0, interval * 3),
+            seconds=lease_seconds or max(settings.worker_lease_s, interval * 3),
             owner=owner,
         )
+        self.slices = max(1, slices if slices is not None else settings.worker_slices)
+        self._outbox_leases: dict[int, Lease] = {}
         self.check_every = check_every
         self.backup_dir = backup_dir
         self.backup_every = backup_every
@@ -196,8 +215,8 @@ class Worker:
     def run_once(self) -> WorkerRun:
         """One pass: if anything is due, claim the lease, drain, check a slice, repair, back
         up. Nothing due (the usual idle case) means nothing written: the lease is claimed, and
-        stamps are written, only when there is work."""
-        with self._run_lock:
+        stamps are written, only when there is work. Its SQL is not timed as user latency."""
+        with self._run_lock, unrecorded():
             run = WorkerRun(ran=False, started_at=self.engine.clock())
             started = time.perf_counter()
             try:
@@ -212,19 +231,22 @@ class Worker:
                 if not self._work_due(run.pending):
                     run.idle = True
                     return run
-                if not self.lease.claim():
+                if self.slices > 1:
+                    self._run_sliced(run)
+                elif not self.lease.claim():
                     holder = self.lease.holder()
                     run.holder = holder[0] if holder else None
                     return run
-                run.ran = True
-                self._drain(run)
-                self._drop_retired(run)
-                if self.lease.claim():
-                    self._check(run)
-                if self.lease.claim() and not self.indexer.active:
-                    self._backup_if_due(run)  # not during a build: both want the cores
-                if self.lease.claim():
-                    self._index(run)
+                else:
+                    run.ran = True
+                    self._drain(run)
+                    self._drop_retired(run)
+                    if self.lease.claim():
+                        self._check(run)
+                    if self.lease.claim() and not self.indexer.active:
+                        self._backup_if_due(run)  # not during a build: both want the cores
+                    if self.lease.claim():
+                        self._index(run)
                 run.pending = self.engine.store.pending_count()
                 if run.did_something:
                     self.engine.store.set_meta(
@@ -262,9 +284,12 @@ class Worker:
         return self.indexer.due()
 
     def _check_due(self) -> bool:
-        """A pass is under way (the cursor is past the start), or the last one is old."""
+        """A pass is under way (the cursor is past the start, or a sliced pass has ranges
+        out), or the last one is old."""
         engine = self.engine
         if _meta_int(engine, CURSOR_KEY) > 0:
+            return True
+        if self.slices > 1 and engine.store.get_meta(CURSOR_KEY) == ALL_CLAIMED:
             return True
         last = _meta_int(engine, LAST_FULL_KEY)
         return not last or engine.clock() - last >= self.check_every
@@ -295,6 +320,9 @@ class Worker:
             self.indexer.cancel("the worker stopped")
             with contextlib.suppress(EphemeraError):
                 self.lease.release()
+            for lease in self._outbox_leases.values():
+                with contextlib.suppress(EphemeraError):
+                    lease.release()
 
     # ------------------------------------------------------------------ steps
 
@@ -338,6 +366,184 @@ class Worker:
             engine.store.set_meta(LAST_FULL_KEY, now)
         else:
             engine.store.set_meta(CURSOR_KEY, str(report.upto_id))
+
+    # ------------------------------------------------------------------ sliced upkeep
+
+    def _run_sliced(self, run: WorkerRun) -> None:
+        """Several workers share the work: outbox slices and cross-check ranges under leases
+        of their own, the rest (backups, index builds, retired drops) under the one lease."""
+        self._drain_slices(run)
+        self._check_claimed(run)
+        store = self.engine.store
+        singles = (
+            self.indexer.active
+            or bool(store.get_meta(MetaKey.VECTOR_COLLECTION_RETIRED))
+            or self._backup_due()
+            or self.indexer.due()
+        )
+        if not singles:
+            return
+        if not self.lease.claim():
+            holder = self.lease.holder()
+            run.holder = holder[0] if holder else None
+            return
+        run.ran = True
+        self._drop_retired(run)
+        if not self.indexer.active:
+            self._backup_if_due(run)
+        if self.lease.claim():
+            self._index(run)
+
+    def _rotation(self, keys: Iterable[int]) -> list[int]:
+        """``keys`` in order from a point of this worker's own, so workers start apart."""
+        ordered = sorted(keys)
+        if not ordered:
+            return []
+        start = zlib.crc32(self.lease.owner.encode()) % len(ordered)
+        return ordered[start:] + ordered[:start]
+
+    def _outbox_lease(self, part: int) -> Lease:
+        lease = self._outbox_leases.get(part)
+        if lease is None:
+            lease = Lease(
+                self.engine.store,
+                self.engine.clock,
+                key=f"{MetaKey.OUTBOX_SLICE_LEASE}{part}",
+                seconds=self.lease.seconds,
+                owner=self.lease.owner,
+            )
+            self._outbox_leases[part] = lease
+        return lease
+
+    def _drain_slices(self, run: WorkerRun) -> None:
+        """Drain every outbox slice with rows due that no other live worker holds."""
+        store = self.engine.store
+        due = store.due_outbox_slices(self.slices)  # a read: an idle worker claims nothing
+        for part in self._rotation(due):
+            lease = self._outbox_lease(part)
+            if not lease.claim():
+                continue
+            run.ran = True
+            try:
+                while True:
+                    items = store.due_outbox(SLICE_BATCH, part=(part, self.slices))
+                    if not items:
+                        break
+                    done = self.engine.outbox.apply(items)
+                    run.synced += done.upserted + done.deleted
+                    run.sync_failed += done.failed
+                    if done.error:
+                        run.errors.append(f"sync: {done.error}")
+                        return
+                    if not lease.claim():
+                        break  # it ran out while we worked and someone else has it now
+            finally:
+                with contextlib.suppress(EphemeraError):
+                    lease.release()
+
+    def _check_claimed(self, run: WorkerRun) -> None:
+        """One cross-check range a run: an expired claim of a dead worker first, else the
+        next range of the pass, claimed with the cursor in one transaction."""
+        engine = self.engine
+        store = engine.store
+        if engine.vectors() is None:
+            return
+        now_ms = int(engine.clock() * 1000)
+        for key, value in sorted(store.meta_with_prefix(MetaKey.CHECK_CLAIM).items()):
+            held = Lease.parse(value)
+            if held is not None and held[0] != self.lease.owner and held[1] > now_ms:
+                continue
+            lease = self._claim_lease(key)
+            if lease.claim():
+                run.ran = True
+                self._check_range(run, lease)
+                return
+        if not self._check_due():
+            return
+        for _attempt in range(5):
+            raw = store.get_meta(CURSOR_KEY)
+            if raw == ALL_CLAIMED:
+                self._finish_pass(run)
+                return
+            try:
+                after = int(raw or -1)
+            except ValueError:
+                after = -1
+            after = after if after > 0 else -1
+            upto = store.nth_id_after(after, self.check_slice_size)
+            key = f"{MetaKey.CHECK_CLAIM}{after}:{'end' if upto is None else upto}"
+            expires = now_ms + int(self.lease.seconds * 1000)
+            cursor = ALL_CLAIMED if upto is None else str(upto)
+            try:
+                won = store.claim_range(
+                    CURSOR_KEY, raw, cursor, key, f"{self.lease.owner}|{expires}"
+                )
+            except DatabaseError as exc:
+                if not (exc.duplicate_key or exc.retryable):
+                    raise
+                won = False
+            if won:
+                lease = self._claim_lease(key)
+                lease.adopt(expires)
+                run.ran = True
+                self._check_range(run, lease)
+                return
+
+    def _claim_lease(self, key: str) -> Lease:
+        return Lease(
+            self.engine.store,
+            self.engine.clock,
+            key=key,
+            seconds=self.lease.seconds,
+            owner=self.lease.owner,
+        )
+
+    def _check_range(self, run: WorkerRun, lease: Lease) -> None:
+        """Cross-check the claimed ids ``(after, upto]``, queue what differs for repair (the
+        slice holders drain it), and give the claim up; the last range ends the pass."""
+        engine = self.engine
+        store = engine.store
+        after_text, _, upto_text = lease.key[len(MetaKey.CHECK_CLAIM) :].partition(":")
+        after, upto = int(after_text), None if upto_text == "end" else int(upto_text)
+        total = SliceReport(after, upto)
+        cursor = after
+        try:
+            while True:
+                part = check_slice(engine, cursor, self.check_slice_size, repair=False)
+                total.checked += part.checked
+                total.missing += part.missing
+                total.stale += part.stale
+                total.wrong_model += part.wrong_model
+                total.orphaned += part.orphaned
+                if part.upto_id is None or (upto is not None and part.upto_id >= upto):
+                    break
+                cursor = part.upto_id  # rows were added inside the range since it was claimed
+                if not lease.claim():
+                    return
+        except (VectorStoreError, EmbeddingError) as exc:
+            run.errors.append(f"check: {exc}")  # the claim runs out and is taken over
+            return
+        if total.problems:
+            store.requeue(total.missing + total.stale + total.wrong_model, "upsert")
+            store.requeue(total.orphaned, "delete")
+        run.checked += total.checked
+        run.found += total.problems
+        run.repaired += total.problems  # queued; the slices' holders write them
+        store.increment_meta(FOUND_KEY, total.problems)
+        store.increment_meta(REPAIRED_KEY, total.problems)
+        store.set_meta(LAST_SLICE_KEY, str(int(engine.clock())))
+        lease.drop()
+        if store.get_meta(CURSOR_KEY) == ALL_CLAIMED:
+            self._finish_pass(run)
+
+    def _finish_pass(self, run: WorkerRun) -> None:
+        """Once every range is claimed and none is still out, the pass is complete."""
+        store = self.engine.store
+        if store.meta_with_prefix(MetaKey.CHECK_CLAIM):
+            return
+        if store.swap_meta(CURSOR_KEY, ALL_CLAIMED, "-1"):
+            store.set_meta(LAST_FULL_KEY, str(int(self.engine.clock())))
+            run.wrapped = True
 
     def _index(self, run: WorkerRun) -> None:
         try:
