@@ -818,6 +818,8 @@ def test_phases_and_finish(engine: Engine, tmp_path: Path, fake: FakeMeili) -> N
     assert phase(engine, config) == 3
     shown = status(engine, config)
     assert shown["phase"] == 3 and shown["finished"]["at"] == record["at"]
+    assert shown["mapped_documents"] == shown["index_documents"] == 6  # 5 imported, 1 added
+    assert status(engine, config_for(fake, index="elsewhere"))["index_documents"] == 0
 
     before = len(fake.requests)
     engine.add(Draft("after the cut-over"))

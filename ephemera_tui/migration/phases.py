@@ -49,6 +49,8 @@ def status(engine: Any, config: MeiliConfig) -> dict[str, Any]:
         if number in (1, 2)
         else ("ephemera" if number == 3 else None),
         "mapped_documents": state.mapping_count(store),
+        # of them, in the configured index: the documents dual writing and read routing know
+        "index_documents": state.mapping_count(store, config.index) if config.index else None,
         "last_import": state.get_json(store, state.META_LAST_IMPORT),
         "last_dump": state.get_json(store, state.META_LAST_DUMP),
         "dual_write": {
