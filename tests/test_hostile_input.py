@@ -18,10 +18,10 @@ from typer.testing import CliRunner
 
 from ephemera_tui.cli.main import app
 from ephemera_tui.engine import Draft, Engine, Settings
-from ephemera_tui.engine.domain import MAX_TEXT_BYTES
 from ephemera_tui.engine.errors import ValidationError
 
 RAW = ("\x1b", "\x07", "\x9b", "\u202e")  # ESC, BEL, C1 CSI, right-to-left override
+MAX_TEXT_BYTES = 1 << 20  # the documented content limit (domain.MAX_TEXT_BYTES)
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ from .source import (
     SourceDoc,
     infer_primary_key,
     keyed,
+    loads,
     primary_key_value,
 )
 
@@ -185,7 +186,7 @@ def _read_export_file(file: Path, docs: list[SourceDoc], pages: list[_Page], bad
         raise MigrationError(f"{file}:1: empty file")
     if stripped[0] == "[":
         try:
-            values = json.loads(text)
+            values = loads(text)
         except json.JSONDecodeError as exc:
             raise MigrationError(
                 f"{file}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno}); "
@@ -196,7 +197,7 @@ def _read_export_file(file: Path, docs: list[SourceDoc], pages: list[_Page], bad
         return "json-array"
     if stripped[0] == "{":
         try:
-            value = json.loads(text)
+            value = loads(text)
         except json.JSONDecodeError:
             pass
         else:
@@ -206,7 +207,7 @@ def _read_export_file(file: Path, docs: list[SourceDoc], pages: list[_Page], bad
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = loads(line)
         except json.JSONDecodeError as exc:
             bad(f"{file}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
             continue

@@ -61,6 +61,19 @@ class Bad:
         self.messages.append(message)
 
 
+def loads(text: str) -> Any:
+    """``json.loads`` whose every failure is a JSONDecodeError: also values nested too deeply
+    for the parser and numbers of thousands of digits (a hostile file breaks nothing else)."""
+    try:
+        return loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+    except ValueError as exc:  # the int digit limit
+        raise json.JSONDecodeError(str(exc).split(";")[0], text, 0) from None
+
+
 def read_json_file(label: str, file: Path) -> Any:
     """One JSON value from ``file``; errors name ``label`` (``dump:member``) and the line."""
     try:
@@ -70,7 +83,7 @@ def read_json_file(label: str, file: Path) -> Any:
     except OSError as exc:
         raise MigrationError(f"{label}: cannot read: {exc.strerror or exc}") from None
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as exc:
         raise MigrationError(
             f"{label}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
@@ -90,7 +103,7 @@ def jsonl_lines(label: str, file: Path, bad: Bad) -> Iterator[tuple[int, Any]]:
                 if not line.strip():
                     continue
                 try:
-                    yield lineno, json.loads(line)
+                    yield lineno, loads(line)
                 except json.JSONDecodeError as exc:
                     bad(f"{label}:{lineno}: not valid JSON ({exc.msg} at column {exc.colno})")
         except UnicodeDecodeError:

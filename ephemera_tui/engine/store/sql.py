@@ -261,6 +261,9 @@ class SqlStore:
                     time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
                     continue
                 if not exc.duplicate_key:
+                    if self._landed(rows):
+                        # the connection dropped during COMMIT, after the server committed
+                        return [_row_to_memory(_Row(r)) for r in rows]
                     raise
                 if any(i is not None for i in explicit):
                     raise
@@ -268,6 +271,16 @@ class SqlStore:
                 with self.read() as conn:
                     floor = self._max_id(conn) + 1 + attempt
         raise DatabaseError("could not write the memories after 20 attempts (ids or locks in use)")
+
+    def _landed(self, rows: list[dict[str, Any]]) -> bool:
+        """After a write failed without a verdict (a connection lost during COMMIT): whether
+        every row is stored as written, asked on a new connection. False if that cannot be
+        told either (the error then stands)."""
+        try:
+            stored = self.get_many([r["id"] for r in rows])
+        except DatabaseError:
+            return False
+        return all(r["id"] in stored and stored[r["id"]].content == r["content"] for r in rows)
 
     def update(self, memory_id: int, draft: Draft, expected_revision: int | None = None) -> Memory:
         """Replace a memory's fields. With ``expected_revision`` (the revision the edit

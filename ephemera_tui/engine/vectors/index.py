@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
+from ..diskspace import DiskSpaceError, ensure_free, tree_bytes
 from ..errors import EphemeraError, VectorStoreError
 from ..store import META, MetaKey
 from .base import VectorPoint
@@ -57,6 +58,7 @@ def build_index(engine: Engine) -> IndexBuild:
                 "are unindexed (index_threshold)"
             )
         raise VectorStoreError(status)
+    engine.vector_manager.ensure_space()  # an in-place build writes new segments
     optimize = getattr(vectors, "optimize", None)
     index_info = getattr(vectors, "index_info", None)
     if optimize is None or index_info is None:
@@ -173,6 +175,11 @@ class BackgroundIndex:
         self._target_name = f"{_SUFFIX.sub('', self._source_name)}__hnsw{stamp}"
         target = engine.vector_manager.shard_path(self._target_name)
         work = target.parent / f"{target.name}.build"
+        try:  # the export and the copy take about twice the shard: refuse before either
+            ensure_free(target.parent, "index build", 2 * tree_bytes(source.path))
+        except DiskSpaceError as exc:
+            self._source = None
+            self._fail(str(exc))
         work.mkdir(parents=True, exist_ok=True)
         engine.store.set_meta(BUILD_KEY, self._target_name)
         source.start_journal()
