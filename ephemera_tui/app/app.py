@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from ..engine.sync.worker import Worker as UpkeepWorker
 
 EngineFactory = Callable[["Settings"], "Engine"]
+IDLE_TICK_MAX_S = 2.0  # the slowest upkeep tick while idle: changes elsewhere show within it
 MODE_TITLES = {
     "search": "Search",
     "timeline": "Timeline",
@@ -255,7 +256,19 @@ class EphemeraApp(App[None]):
             WorkerState.ERROR,
             WorkerState.CANCELLED,
         ):
-            self.set_timer(self.settings.sync_interval, self._run_sync)
+            self.set_timer(self._next_tick(), self._run_sync)
+
+    def _next_tick(self) -> float:
+        """Seconds to the next upkeep tick: ``sync_interval`` while anything happens, doubling
+        while the journal and the user are idle, up to two seconds (so a change made
+        elsewhere still shows within two seconds, and an idle app wakes rarely)."""
+        run = self.upkeep.last_run if self.upkeep is not None else None
+        if run is None or not run.idle or not self.user_idle():
+            self._idle_ticks = 0
+        else:
+            self._idle_ticks = min(getattr(self, "_idle_ticks", 0) + 1, 8)
+        interval = self.settings.sync_interval * (2 ** self._idle_ticks)
+        return min(interval, max(self.settings.sync_interval, IDLE_TICK_MAX_S))
 
     def _synced(self, state: JournalState) -> None:
         self._last_state = state
