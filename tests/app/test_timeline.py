@@ -235,11 +235,15 @@ async def test_the_top_row_always_names_its_group(make_app, seeded):
         assert row(lines, 0).startswith("November")
 
 
-async def test_the_list_has_no_sideways_scrollbar(make_app, seeded):
+async def test_the_list_has_no_sideways_scrollbar(make_app, settings):
+    """Its thumb was the stray block at the foot of the list, once the list was long enough
+    for a vertical scrollbar to narrow it."""
+    seed(settings.data_dir, extra=60)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_timeline(pilot)
         lines = screen.query_one(MemoryLines)
+        assert lines.show_vertical_scrollbar
         assert not lines.show_horizontal_scrollbar
         assert lines.virtual_size.width <= lines.scrollable_content_region.width
 
