@@ -43,7 +43,15 @@ class MetaKey(StrEnum):
     INDEX_BUILD_LAST = "index_build_last"
     """JSON outcome of the last background HNSW build."""
     WORKER_LEASE = "worker_lease"
-    """``owner|expires_ms`` of the worker allowed to run upkeep now."""
+    """``owner|expires_ms`` of the worker allowed to run upkeep now (with ``worker_slices``
+    above 1: the upkeep that is not sliced, i.e. backups, index builds, retired drops)."""
+    OUTBOX_SLICE_LEASE = "worker_lease:outbox:"
+    """Prefix of the per-slice outbox leases, ``worker_lease:outbox:<k>`` = ``owner|expires``:
+    the worker allowed to drain the outbox rows with ``memory_id % worker_slices == k``."""
+    CHECK_CLAIM = "check_claim:"
+    """Prefix of cross-check range claims, ``check_claim:<after>:<upto or end>`` =
+    ``owner|expires``: a worker checking ids ``(after, upto]``; an expired one is taken
+    over. With claims the ``check_cursor`` is the next unclaimed id (``-2``: all claimed)."""
     WORKER_LAST_RUN = "worker_last_run"
     """JSON summary of the last upkeep run that did something."""
     CHECK_CURSOR = "check_cursor"
@@ -148,6 +156,19 @@ class Lease:
             return False
         self._held_until_ms = expires if won else 0
         return won
+
+    def adopt(self, expires_ms: int) -> None:
+        """Count a lease row written in our name elsewhere (a claim recorded in the same
+        transaction as another change, see ``SqlStore.claim_range``) as held until then."""
+        self._held_until_ms = expires_ms
+
+    def drop(self) -> None:
+        """Remove the lease row if it is still ours: a finished claim leaves nothing behind."""
+        self._held_until_ms = 0
+        current = self.store.get_meta(self.key)
+        parsed = self.parse(current)
+        if current is not None and parsed is not None and parsed[0] == self.owner:
+            self.store.delete_meta(self.key, current)
 
     def release(self) -> None:
         """Give the lease up early (only if it is still ours; no SQL if we never held it)."""

@@ -29,7 +29,7 @@ from .conditions import filter_conditions
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
 from .keyword import mysql_keyword, sqlite_keyword
 from .replicas import ReplicaSet, ReplicaState
-from .tables import CHANGES, FRAGMENTS, OUTBOX, TAGS, MemoryFragment, Meta
+from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS, MemoryFragment, Meta
 
 T = TypeVar("T")
 
@@ -421,15 +421,29 @@ class SqlStore:
 
     # ------------------------------------------------------------------ outbox
 
-    def due_outbox(self, limit: int) -> list[OutboxItem]:
+    def due_outbox(self, limit: int, part: tuple[int, int] | None = None) -> list[OutboxItem]:
+        """Outbox rows due now, in id order. ``part`` ``(k, n)``: only those of slice ``k``
+        of ``n`` (``memory_id % n == k``), the rows one sliced worker drains."""
+        query = (
+            select(OUTBOX.c.memory_id, OUTBOX.c.op, OUTBOX.c.token, OUTBOX.c.attempts)
+            .where(OUTBOX.c.not_before <= self._now_ms())
+            .order_by(OUTBOX.c.memory_id)
+            .limit(limit)
+        )
+        if part is not None:
+            query = query.where(OUTBOX.c.memory_id % part[1] == part[0])
         with self.read() as conn:
-            rows = conn.execute(
-                select(OUTBOX.c.memory_id, OUTBOX.c.op, OUTBOX.c.token, OUTBOX.c.attempts)
-                .where(OUTBOX.c.not_before <= self._now_ms())
-                .order_by(OUTBOX.c.memory_id)
-                .limit(limit)
-            ).all()
+            rows = conn.execute(query).all()
         return [OutboxItem(int(r.memory_id), r.op, int(r.token), int(r.attempts)) for r in rows]
+
+    def due_outbox_slices(self, slices: int) -> dict[int, int]:
+        """Rows due now per outbox slice (``memory_id % slices``): one grouped read."""
+        part = (OUTBOX.c.memory_id % slices).label("part")
+        query = (
+            select(part, func.count()).where(OUTBOX.c.not_before <= self._now_ms()).group_by(part)
+        )
+        with self.read() as conn:
+            return {int(r[0]): int(r[1]) for r in conn.execute(query)}
 
     def outbox_for(self, ids: Sequence[int]) -> list[OutboxItem]:
         """Outbox rows of just these memories (to index a fresh write at once)."""
@@ -627,6 +641,19 @@ class SqlStore:
         with self.read() as conn:
             return [int(r.id) for r in self._linking(conn, memory_id)]
 
+    def nth_id_after(self, after_id: int, n: int) -> int | None:
+        """The ``n``-th memory id after ``after_id`` in id order (None: fewer are left): where
+        a cross-check range of ``n`` memories ends (reads the primary key only)."""
+        with self.read() as conn:
+            found = conn.execute(
+                select(FRAGMENTS.c.id)
+                .where(FRAGMENTS.c.id > after_id)
+                .order_by(FRAGMENTS.c.id)
+                .limit(1)
+                .offset(max(0, n - 1))
+            ).scalar()
+        return None if found is None else int(found)
+
     def id_hashes(self, after_id: int, limit: int) -> list[tuple[int, str]]:
         """(id, content hash) in id order from ``after_id``: a slice for the cross-check."""
         with self.read() as conn:
@@ -710,6 +737,66 @@ class SqlStore:
                 return False
             session.merge(Meta(key=key, value=value))
             session.flush()
+            return True
+
+    def meta_with_prefix(self, prefix: str) -> dict[str, str]:
+        """Every meta key starting with ``prefix``, with its value (claims, slice leases)."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.read() as conn:
+            rows = conn.execute(
+                select(META.c.key, META.c.value).where(META.c.key.like(escaped + "%", escape="\\"))
+            ).all()
+        return {str(r[0]): str(r[1]) for r in rows}
+
+    def delete_meta(self, key: str, expected: str) -> bool:
+        """Remove ``key`` only if it still holds ``expected``; False when it changed."""
+        with self.write() as conn:
+            done = conn.execute(delete(META).where(META.c.key == key, META.c.value == expected))
+            return bool(done.rowcount == 1)
+
+    def increment_meta(self, key: str, amount: int) -> None:
+        """Add ``amount`` to a counter kept in meta, in one locked transaction (several
+        workers count into the same keys). Nothing is written for 0."""
+        if not amount:
+            return
+        for attempt in range(10):
+            try:
+                with self.write() as conn:
+                    query = select(META.c.value).where(META.c.key == key)
+                    if self.is_mysql:
+                        query = query.with_for_update()
+                    current = conn.execute(query).scalar()
+                    try:
+                        value = int(current or 0) + amount
+                    except ValueError:
+                        value = amount
+                    conn.execute(delete(META).where(META.c.key == key))
+                    conn.execute(insert(META).values(key=key, value=str(value)))
+                return
+            except DatabaseError as exc:
+                # two first increments at once (InnoDB): the loser's insert collides or it
+                # is picked as the deadlock victim; it was rolled back whole
+                if not (exc.duplicate_key or exc.retryable) or attempt == 9:
+                    raise
+                time.sleep(random.uniform(0.005, 0.05))
+
+    def claim_range(
+        self, cursor_key: str, expected: str | None, cursor: str, claim_key: str, claim: str
+    ) -> bool:
+        """Move ``cursor_key`` from ``expected`` to ``cursor`` and record the claim row
+        ``claim_key = claim``, in one transaction; False (nothing written) when another
+        process moved the cursor first."""
+        with self.write() as conn:
+            query = select(META.c.value).where(META.c.key == cursor_key)
+            if self.is_mysql:
+                query = query.with_for_update()
+            if conn.execute(query).scalar() != expected:
+                return False
+            conn.execute(delete(META).where(META.c.key.in_([cursor_key, claim_key])))
+            conn.execute(
+                insert(META),
+                [{"key": cursor_key, "value": cursor}, {"key": claim_key, "value": claim}],
+            )
             return True
 
 
