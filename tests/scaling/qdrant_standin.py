@@ -42,6 +42,21 @@ def _ok(result: Any) -> JSONResponse:
     return JSONResponse({"result": result, "status": "ok", "time": 0.0})
 
 
+def _multipart_file(content_type: str, body: bytes) -> bytes:
+    """The first file part of a multipart/form-data body (stdlib only)."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    message = BytesParser(policy=HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        if isinstance(payload, bytes):
+            return payload
+    raise ValueError("no file in the upload")
+
+
 def _fail(status: int, message: str) -> JSONResponse:
     return JSONResponse({"status": {"error": message}, "time": 0.0}, status_code=status)
 
@@ -58,6 +73,7 @@ class StandIn:
         self.upserts: Counter[int] = Counter()
         self.orderings: list[str | None] = []
         self.snapshots: dict[str, Path] = {}
+        self.wrong_checksum = False  # report a checksum that does not match (tests)
 
     def shards(self, name: str) -> int:
         return int(self.layout.get(name, {}).get("shard_number") or 1)
@@ -225,6 +241,8 @@ def build(state: StandIn) -> Starlette:
                 out.write(json.dumps({"id": r.id, "vector": r.vector, "payload": r.payload}) + "\n")
         state.snapshots[target.name] = target
         digest = hashlib.sha256(target.read_bytes()).hexdigest()
+        if state.wrong_checksum:
+            digest = "0" * 64
         return _ok(
             {
                 "name": target.name,
@@ -245,9 +263,7 @@ def build(state: StandIn) -> Starlette:
         return FileResponse(file)
 
     async def upload(request: Request) -> Response:
-        form = await request.form()
-        upload_file: Any = form["snapshot"]
-        data = await upload_file.read()
+        data = _multipart_file(request.headers["content-type"], await request.body())
         with state.lock:
             name, shard = name_of(request), int(request.path_params["shard"])
             expected = request.query_params.get("checksum")
@@ -275,6 +291,10 @@ def build(state: StandIn) -> Starlette:
             }
         )
 
+    def configure(_request: Request, body: bytes) -> Response:
+        state.wrong_checksum = bool(json.loads(body).get("wrong_checksum"))
+        return _ok(True)
+
     c = "/collections/{name}"
     return Starlette(
         routes=[
@@ -291,7 +311,11 @@ def build(state: StandIn) -> Starlette:
             Route(f"{c}/points/scroll", guarded(scroll), methods=["POST"]),
             Route(f"{c}/points/count", guarded(count), methods=["POST"]),
             Route(f"{c}/cluster", guarded(cluster), methods=["GET"]),
-            Route(f"{c}/shards/{{shard}}/snapshots", guarded(shard_snapshots), methods=["GET", "POST"]),
+            Route(
+                f"{c}/shards/{{shard}}/snapshots",
+                guarded(shard_snapshots),
+                methods=["GET", "POST"],
+            ),
             Route(f"{c}/shards/{{shard}}/snapshots/upload", upload, methods=["POST"]),
             Route(
                 f"{c}/shards/{{shard}}/snapshots/{{snap}}",
@@ -299,6 +323,7 @@ def build(state: StandIn) -> Starlette:
                 methods=["GET", "DELETE"],
             ),
             Route("/_standin/stats", guarded(stats), methods=["GET"]),
+            Route("/_standin/settings", guarded(configure), methods=["POST"]),
         ]
     )
 
@@ -343,6 +368,11 @@ class Running:
 
         data: dict[str, Any] = httpx.get(self.url + "/_standin/stats", timeout=30).json()
         return data
+
+    def configure(self, **options: Any) -> None:
+        import httpx
+
+        httpx.post(self.url + "/_standin/settings", json=options, timeout=30).raise_for_status()
 
     def stop(self) -> None:
         import shutil

@@ -97,7 +97,9 @@ def test_restore_until_refuses_what_it_cannot_do(
         made = create_backup(engine, tmp_path / "backups")
     env = _env(tmp_path, tmp_path / "target", primary.url(pair_db))
     before = datetime.fromtimestamp(made.manifest["created_at"] - 3600)
-    done = invoke_ephemera("restore", str(made.path), "--until", f"{before:%Y-%m-%d %H:%M}", env=env)
+    done = invoke_ephemera(
+        "restore", str(made.path), "--until", f"{before:%Y-%m-%d %H:%M}", env=env
+    )
     assert done.returncode == 1 and "before the backup set was taken" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     done = invoke_ephemera("restore", str(made.path), "--until", "whenever", env=env)
@@ -127,11 +129,11 @@ aJUOaw8BAAAA
 START TRANSACTION
 /*!*/;
 #Q> insert into e1.memory_fragments values (1)
-#261201  9:38:09 server id 1  end_log_pos 1076 CRC32 0x1	Table_map: `e1`.`memory_fragments` mapped to number 18
+#261201  9:38:09 server id 1	Table_map: `e1`.`memory_fragments` mapped to number 18
 BINLOG '
 gZUOaxMBAAAALAAAADQEAAAAABIAAAAAAAEAAmUxAAF0AAID/AECAgFr/sg=
 '/*!*/;
-#261201  9:38:09 server id 1  end_log_pos 1076 CRC32 0x1	Table_map: `e1`.`ephemera_meta` mapped to number 19
+#261201  9:38:09 server id 1	Table_map: `e1`.`ephemera_meta` mapped to number 19
 BINLOG '
 gZUOaxcBAAAAKQAAAF0EAAAAABIAAAAAAAEAAgP8AQAAAAEAYbGRjig=
 '/*!*/;

@@ -49,7 +49,7 @@ from ..errors import EphemeraError, VectorStoreError
 from ..files import sha256_file
 from ..redact import redact
 from ..store import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
-from ..vectors import COLLECTION, VectorStore
+from ..vectors import VectorStore
 
 if TYPE_CHECKING:
     from ..core import Engine
@@ -375,36 +375,13 @@ def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
         raise VectorStoreError(engine.vector_status)
     client = getattr(vectors, "_client", None)
     url = engine.settings.qdrant_url or ""
-    points = vectors.count()
-    name = getattr(vectors, "collection", COLLECTION)  # the active collection (re-embeds)
     if client is not None and url.startswith(("http://", "https://")):
-        try:  # Qdrant's snapshot API, downloaded next to the dump
-            import httpx
-
-            snap = client.create_snapshot(name, wait=True)
-            target = set_dir / "vectors.snapshot"
-            headers = (
-                {"api-key": engine.settings.qdrant_api_key}
-                if engine.settings.qdrant_api_key
-                else {}
-            )
-            with (
-                httpx.stream(
-                    "GET",
-                    f"{url.rstrip('/')}/collections/{name}/snapshots/{snap.name}",
-                    headers=headers,
-                    timeout=600,
-                ) as response,
-                target.open("wb") as out,
-            ):
-                response.raise_for_status()
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
-            with contextlib.suppress(Exception):
-                client.delete_snapshot(name, snap.name)
-            return {"kind": "qdrant-snapshot", "file": target.name, "points": points}
+        try:  # Qdrant's snapshot API shard by shard, checksummed (vectors/server.py)
+            info: dict[str, Any] = vectors.snapshot_into(set_dir)  # type: ignore[attr-defined]
+            return info
         except Exception:  # noqa: BLE001 - fall back to exporting the points
-            (set_dir / "vectors.snapshot").unlink(missing_ok=True)
+            for leftover in set_dir.glob("vectors.shard*"):
+                leftover.unlink(missing_ok=True)
     return _write_points(vectors, set_dir)
 
 
@@ -983,6 +960,13 @@ def _upsert_points(
 def _upload_snapshot(engine: Engine, file: Path) -> int:
     import httpx
 
+    from ..vectors.server import SHARDS_INDEX
+
+    if file.name == SHARDS_INDEX:  # per-shard snapshots: uploaded shard by shard
+        vectors = engine.vectors()
+        if vectors is None:
+            raise VectorStoreError(engine.vector_status)
+        return int(vectors.restore_from(file))  # type: ignore[attr-defined]
     url = (engine.settings.qdrant_url or "").rstrip("/")
     engine.release_vectors()
     headers = {"api-key": engine.settings.qdrant_api_key} if engine.settings.qdrant_api_key else {}

@@ -1,14 +1,26 @@
-"""The server backend: a Qdrant server (or cluster) by URL through qdrant-client."""
+"""The server backend: a Qdrant server (or cluster) by URL through qdrant-client.
+
+On a cluster the collection is created with the configured shards, replication factor and
+write consistency (:class:`ClusterLayout`), writes carry the configured ordering, and backups
+take the snapshot API shard by shard: create a snapshot on a node holding the shard, download
+it, check it against the checksum Qdrant reports, delete it there; restore uploads each shard's
+file to a node holding that shard.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import numpy as np
 
 from ..errors import EmbeddingError, VectorStoreError
+from ..files import sha256_file
 from ..filters import SearchFilter, tag_spellings
 from ..redact import mask_url, redact
 from .base import (
@@ -20,6 +32,34 @@ from .base import (
     VectorPoint,
     check_dim,
 )
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+SHARDS_INDEX = "vectors.shards.json"
+"""The file of a backup set listing its per-shard snapshots (name, sha256, points)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterLayout:
+    """How a server collection is laid out and how its writes wait: ``shards`` and
+    ``replication_factor`` at creation, ``write_consistency`` replicas acknowledging each
+    write (the collection's write consistency factor), ``ordering`` of each write (weak,
+    medium, strong). An existing collection keeps the layout it was created with."""
+
+    shards: int = 1
+    replication_factor: int = 1
+    write_consistency: int = 1
+    ordering: str = "weak"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClusterLayout:
+        return cls(
+            settings.qdrant_shards,
+            settings.qdrant_replication_factor,
+            settings.qdrant_write_consistency,
+            settings.qdrant_write_ordering,
+        )
 
 
 class ClientVectors:
@@ -36,14 +76,18 @@ class ClientVectors:
         hnsw_ef: int = 128,
         collection: str = COLLECTION,
         client: Any = None,
+        cluster: ClusterLayout | None = None,
     ) -> None:
         from qdrant_client import QdrantClient, models
 
         self._m = models
         self.dim = dim
         self.url = url
+        self.api_key = api_key
         self.hnsw_ef = hnsw_ef
         self.collection = collection
+        self.cluster = cluster or ClusterLayout()
+        self._ordering = models.WriteOrdering(self.cluster.ordering)
         # a shared client (a re-embed next to the serving store: local mode admits one client
         # per path) is closed by its owner
         self._owns_client = client is None
@@ -78,6 +122,9 @@ class ClientVectors:
             self.collection,
             vectors_config=m.VectorParams(size=self.dim, distance=m.Distance.COSINE),
             hnsw_config=m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
+            shard_number=self.cluster.shards,
+            replication_factor=self.cluster.replication_factor,
+            write_consistency_factor=self.cluster.write_consistency,
         )
         for name in INTEGER_FIELDS:
             self._client.create_payload_index(self.collection, name, m.PayloadSchemaType.INTEGER)
@@ -150,6 +197,7 @@ class ClientVectors:
                     for p in points
                 ],
                 wait=True,
+                ordering=self._ordering,
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("upsert", exc) from exc
@@ -159,7 +207,10 @@ class ClientVectors:
             return
         try:
             self._client.delete(
-                self.collection, points_selector=self._m.PointIdsList(points=list(ids)), wait=True
+                self.collection,
+                points_selector=self._m.PointIdsList(points=list(ids)),
+                wait=True,
+                ordering=self._ordering,
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("delete", exc) from exc
@@ -239,7 +290,13 @@ class ClientVectors:
     def sibling(self, collection: str, dim: int) -> ClientVectors:
         """Another collection on the same server through this client (closed by us)."""
         return ClientVectors(
-            self.url, dim, hnsw_ef=self.hnsw_ef, collection=collection, client=self._client
+            self.url,
+            dim,
+            api_key=self.api_key,
+            hnsw_ef=self.hnsw_ef,
+            collection=collection,
+            client=self._client,
+            cluster=self.cluster,
         )
 
     def drop_collection(self, name: str) -> None:
@@ -270,3 +327,163 @@ class ClientVectors:
         except Exception:  # noqa: BLE001 - aliases are a convenience for other tools
             return False
         return True
+
+    # ------------------------------------------------------------------ cluster and snapshots
+
+    def layout(self) -> dict[str, Any]:
+        """The collection's layout as the server reports it (shards, replication factor,
+        write consistency factor), which is what counts for an existing collection."""
+        try:
+            params = self._client.get_collection(self.collection).config.params
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("reading the collection", exc) from exc
+        return {
+            "shards": getattr(params, "shard_number", None),
+            "replication_factor": getattr(params, "replication_factor", None),
+            "write_consistency": getattr(params, "write_consistency_factor", None),
+            "ordering": self.cluster.ordering,
+        }
+
+    def _headers(self) -> dict[str, str]:
+        return {"api-key": self.api_key} if self.api_key else {}
+
+    def _shard_nodes(self) -> dict[int, str]:
+        """Each shard id and the REST URL of a node holding it (this node when it can)."""
+        try:
+            info = self._client.collection_cluster_info(self.collection)
+        except NotImplementedError as exc:
+            raise VectorStoreError(
+                f"Qdrant at {self.url}: shard snapshots need a Qdrant server"
+            ) from exc
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("reading the cluster layout", exc) from exc
+        nodes = {int(s.shard_id): self.url.rstrip("/") for s in info.local_shards}
+        remote = {int(s.shard_id): int(s.peer_id) for s in info.remote_shards}
+        if any(shard not in nodes for shard in remote):
+            peers = self._peer_urls()
+            for shard, peer in sorted(remote.items()):
+                if shard not in nodes and peer in peers:
+                    nodes[shard] = peers[peer]
+        missing = set(remote) - set(nodes)
+        if missing:
+            raise VectorStoreError(
+                f"Qdrant at {self.url}: no reachable node holds shard(s) "
+                f"{', '.join(map(str, sorted(missing)))}"
+            )
+        return nodes
+
+    def _peer_urls(self) -> dict[int, str]:
+        """REST URLs of the cluster's peers: each peer's host from its cluster URI, with
+        this URL's scheme and port (peers answer REST on the port they all share)."""
+        try:
+            status = self._client.http.cluster_api.cluster_status().result
+        except Exception as exc:  # noqa: BLE001
+            raise self._wrap("reading the cluster peers", exc) from exc
+        ours = urlsplit(self.url)
+        out: dict[int, str] = {}
+        for peer, info in (getattr(status, "peers", None) or {}).items():
+            host = urlsplit(str(info.uri)).hostname
+            if host:
+                port = f":{ours.port}" if ours.port else ""
+                out[int(peer)] = f"{ours.scheme}://{host}{port}"
+        return out
+
+    def snapshot_into(self, folder: Path) -> dict[str, Any]:
+        """Snapshot every shard into ``folder``: create it on a node holding the shard,
+        download it, check its sha256 against the checksum Qdrant reports, delete it from
+        the server. Writes ``vectors.shards.json`` listing them; returns a backup manifest's
+        ``vectors`` entry."""
+        import httpx
+        from qdrant_client import QdrantClient
+
+        shards: list[dict[str, Any]] = []
+        for shard, node in sorted(self._shard_nodes().items()):
+            client = (
+                self._client
+                if node == self.url.rstrip("/")
+                else QdrantClient(url=node, api_key=self.api_key, timeout=60)
+            )
+            try:
+                snap = client.create_shard_snapshot(self.collection, shard, wait=True)
+                if snap is None:
+                    raise VectorStoreError(f"shard {shard}: Qdrant created no snapshot")
+                target = folder / f"vectors.shard-{shard}.snapshot"
+                url = f"{node}/collections/{self.collection}/shards/{shard}/snapshots/{snap.name}"
+                with (
+                    httpx.stream("GET", url, headers=self._headers(), timeout=3600) as response,
+                    target.open("wb") as out,
+                ):
+                    response.raise_for_status()
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+                digest = sha256_file(target)
+                if snap.checksum and digest != snap.checksum:
+                    raise VectorStoreError(
+                        f"shard {shard}: the downloaded snapshot's sha256 {digest[:12]}… "
+                        f"differs from Qdrant's checksum {snap.checksum[:12]}…"
+                    )
+                with contextlib.suppress(Exception):
+                    client.delete_shard_snapshot(self.collection, shard, snap.name)
+                shards.append(
+                    {
+                        "shard": shard,
+                        "file": target.name,
+                        "sha256": digest,
+                        "bytes": target.stat().st_size,
+                        "checked_against_server": bool(snap.checksum),
+                    }
+                )
+            except VectorStoreError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                raise self._wrap(f"snapshot of shard {shard}", exc) from exc
+            finally:
+                if client is not self._client:
+                    client.close()
+        index = {"collection": self.collection, "layout": self.layout(), "shards": shards}
+        (folder / SHARDS_INDEX).write_text(json.dumps(index, indent=2))
+        return {
+            "kind": "qdrant-snapshot",
+            "file": SHARDS_INDEX,
+            "points": self.count(),
+            "shards": len(shards),
+        }
+
+    def restore_from(self, index_file: Path) -> int:
+        """Load a set's per-shard snapshots (``vectors.shards.json``) into this collection:
+        each file, checked against its recorded sha256, is uploaded to a node holding its
+        shard with snapshot priority. The collection must have as many shards as the set."""
+        import httpx
+
+        try:
+            index = json.loads(index_file.read_text(encoding="utf-8"))
+            shards = [(int(s["shard"]), str(s["file"]), str(s["sha256"])) for s in index["shards"]]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise VectorStoreError(f"{index_file}: unreadable shard list: {exc}") from exc
+        nodes = self._shard_nodes()
+        if sorted(nodes) != sorted(shard for shard, _, _ in shards):
+            raise VectorStoreError(
+                f"the backup has {len(shards)} shard(s), collection {self.collection} has "
+                f"{len(nodes)}: set qdrant_shards = {len(shards)} for a new collection"
+            )
+        for shard, name, digest in shards:
+            file = index_file.parent / Path(name).name
+            if sha256_file(file) != digest:
+                raise VectorStoreError(f"{file}: checksum mismatch: the snapshot is corrupt")
+            url = f"{nodes[shard]}/collections/{self.collection}/shards/{shard}/snapshots/upload"
+            with file.open("rb") as handle:
+                try:
+                    response = httpx.post(
+                        url,
+                        params={"priority": "snapshot", "checksum": digest, "wait": "true"},
+                        files={"snapshot": (file.name, handle)},
+                        headers=self._headers(),
+                        timeout=3600,
+                    )
+                except httpx.HTTPError as exc:
+                    raise self._wrap(f"uploading shard {shard}", exc) from exc
+            if response.status_code >= 400:
+                raise VectorStoreError(
+                    f"Qdrant refused the snapshot of shard {shard}: HTTP {response.status_code}"
+                )
+        return self.count()
