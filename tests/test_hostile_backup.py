@@ -178,9 +178,7 @@ def _cli(tmp_path: Path, *args: str) -> Any:
         os.umask(umask)
 
 
-def test_restore_and_verify_take_a_folder_of_sets_and_list_them(
-    made: Path, tmp_path: Path
-) -> None:
+def test_restore_and_verify_take_a_folder_of_sets_and_list_them(made: Path, tmp_path: Path) -> None:
     folder = made.parent
     verified = _cli(tmp_path, "backup", "--verify", str(folder))
     assert verified.exit_code == 0, verified.stderr

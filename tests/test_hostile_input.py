@@ -275,3 +275,8 @@ def test_unlinking_unknown_ids_or_memories_not_linked_is_refused(env: dict[str, 
     assert "not linked" in one_line_error(run(env, "link", "--remove", str(a), str(b)))
     assert run(env, "link", str(a), str(b)).exit_code == 0
     assert run(env, "link", "--remove", str(b), str(a)).exit_code == 0
+
+
+def test_finishing_a_migration_that_never_started_is_refused(env: dict[str, str]) -> None:
+    message = one_line_error(run(env, "migrate", "meili", "finish"))
+    assert "nothing to finish" in message

@@ -297,10 +297,16 @@ def finish(
 ) -> None:
     """Cut over: stop dual writing, record the final comparison and the last dump's path."""
     from ...migration.phases import finish as run_finish
+    from ...migration.phases import phase
 
     config = _meili_config(ctx)
     lines = _read_queries(queries) if queries is not None else None
     with engine_session(ctx) as engine:
+        if phase(engine, config) == -1:
+            fail(
+                "nothing to finish: no MeiliSearch migration was imported or configured "
+                "([migration.meilisearch] in the config file)"
+            )
         record = run_finish(engine, config, queries=lines, force=force)
     if as_json:
         typer.echo(json.dumps(record, ensure_ascii=False))
