@@ -5,7 +5,9 @@ change feed on a WebSocket, and an OpenAI-compatible ``/v1/embeddings``.
 - ``POST /v1/call/{name}`` — body ``{"args": {...}}`` (wire-encoded, see :mod:`.wire`),
   answer ``{"result": ...}``; the request must carry ``Ephemera-Protocol: <version>``;
 - ``WS /v1/changes?since=SEQ`` — every change after SEQ, then each new one as it commits;
-- ``POST /v1/embeddings`` — ``{"input": str | [str], "model"?: str}``, OpenAI's answer shape.
+- ``POST /v1/embeddings`` — ``{"input": str | [str], "model"?: str, "encoding_format"?:
+  "float" | "base64"}``, OpenAI's answer shape; concurrent requests are embedded together
+  (:mod:`.batching`).
 
 Errors are JSON ``{"error": {"type", "message"}}`` with a 4xx/5xx status and a one-line
 message. A token (``Authorization: Bearer …``) is required when one is configured (always
@@ -15,6 +17,7 @@ for TCP beyond loopback).
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import inspect
 import json
@@ -41,6 +44,7 @@ from ..engine.errors import (
     VectorStoreError,
 )
 from . import wire
+from .batching import EmbedBatcher
 
 if TYPE_CHECKING:
     from ..engine.core import Engine
@@ -148,10 +152,12 @@ def build_app(
     *,
     token: str | None = None,
     notifier: FeedNotifier | None = None,
-    embed: Callable[[list[str]], list[list[float]]] | None = None,
+    embed: Callable[[list[str]], Any] | None = None,
 ) -> Starlette:
-    """The Starlette application serving ``engine``."""
+    """The Starlette application serving ``engine``. ``embed`` replaces the engine's model
+    for ``/v1/embeddings`` (texts in, one vector per text out)."""
     calls = JournalCalls(engine)
+    batcher = EmbedBatcher(embed or _engine_embed(engine))
     feed = notifier or FeedNotifier()
     engine.observe_writes(feed.notify)
 
@@ -270,24 +276,31 @@ def build_app(
             return _error(
                 400, "BadRequest", f"this service embeds with {engine.model_name!r}, not {model!r}"
             )
+        encoding = payload.get("encoding_format") or "float"
+        if encoding not in ("float", "base64"):
+            return _error(400, "BadRequest", "encoding_format must be 'float' or 'base64'")
         try:
-            vectors = await run_in_threadpool(embed or _engine_embed(engine), texts)
+            vectors = await batcher.embed(texts)  # merged with concurrent requests
         except EphemeraError as exc:
             return _error(_status(exc), type(exc).__name__, str(exc))
+        rows: list[Any]
+        if encoding == "base64":  # little-endian float32, as OpenAI's clients expect
+            rows = [base64.b64encode(v.astype("<f4").tobytes()).decode("ascii") for v in vectors]
+        else:
+            rows = vectors.tolist()
         tokens = sum(len(t.split()) for t in texts)
         return JSONResponse(
             {
                 "object": "list",
                 "data": [
-                    {"object": "embedding", "index": i, "embedding": v}
-                    for i, v in enumerate(vectors)
+                    {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(rows)
                 ],
                 "model": engine.model_name,
                 "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
             }
         )
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/health", health, methods=["GET"]),
             Route("/v1/call/{name}", call, methods=["POST"]),
@@ -295,10 +308,12 @@ def build_app(
             Route("/v1/embeddings", embeddings, methods=["POST"]),
         ]
     )
+    app.state.batcher = batcher  # its counters show how requests were merged
+    return app
 
 
-def _engine_embed(engine: Engine) -> Callable[[list[str]], list[list[float]]]:
-    def embed(texts: list[str]) -> list[list[float]]:
-        return [[float(x) for x in row] for row in engine.embedder.embed(texts)]
+def _engine_embed(engine: Engine) -> Callable[[list[str]], Any]:
+    def embed(texts: list[str]) -> Any:
+        return engine.embedder.embed(texts)
 
     return embed

@@ -1,0 +1,125 @@
+"""Micro-batching for ``/v1/embeddings``: requests that arrive together are embedded together.
+
+Several hosts (or workers) embedding through one service each send their own requests; run
+side by side, those model calls would fight over the same cores. :class:`EmbedBatcher` runs
+one model call at a time on a thread of its own and feeds it everything that queued up
+meanwhile, up to ``max_batch`` texts: a request that comes in while the model is busy rides
+along with the next call. The merged texts are sorted by length, so each of the model's own
+batches pads to a similar length, and the vectors are handed back to each request in its
+own order.
+
+An idle service starts on a request at once; under load (the last call ended moments ago)
+it waits up to ``gather_s`` for other requests to join, so clients answered by the same call
+are not split between two calls when they come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+MAX_BATCH = 256
+"""Texts per model call at most (a single larger request is still taken whole)."""
+GATHER_S = 0.003
+"""Under load, how long a call waits for more requests to join."""
+BUSY_S = 0.05
+"""A call that ended less than this long ago means the service is under load."""
+
+
+@dataclass(slots=True)
+class _Job:
+    texts: Sequence[str]
+    future: asyncio.Future[np.ndarray]
+
+
+class EmbedBatcher:
+    """Merges concurrent embedding requests into one model call at a time.
+
+    ``embed`` takes a list of texts and returns their vectors (an array or a list of rows),
+    in order; it runs on the batcher's own thread. Use from one event loop."""
+
+    def __init__(
+        self,
+        embed: Callable[[list[str]], Any],
+        *,
+        max_batch: int = MAX_BATCH,
+        gather_s: float = GATHER_S,
+    ) -> None:
+        self._embed = embed
+        self.max_batch = max_batch
+        self.gather_s = gather_s
+        self._queue: list[_Job] = []
+        self._worker: asyncio.Task[None] | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ephemera-embed")
+        self._last_done = -1e9
+        self.calls = 0
+        """Model calls made (fewer than requests when requests were merged)."""
+        self.requests = 0
+        self.texts = 0
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """The vectors of ``texts`` (a ``(len(texts), dim)`` float32 array), embedded in one
+        model call together with whatever other requests are waiting."""
+        loop = asyncio.get_running_loop()
+        job = _Job(list(texts), loop.create_future())
+        self._queue.append(job)
+        self.requests += 1
+        if self._worker is None or self._worker.done():
+            self._worker = loop.create_task(self._run())
+        return await job.future
+
+    def _take(self) -> list[_Job]:
+        """Whole requests from the front of the queue, up to ``max_batch`` texts (at least
+        one request)."""
+        taken = [self._queue.pop(0)]
+        size = len(taken[0].texts)
+        while self._queue and size + len(self._queue[0].texts) <= self.max_batch:
+            job = self._queue.pop(0)
+            taken.append(job)
+            size += len(job.texts)
+        return taken
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            queued = sum(len(j.texts) for j in self._queue)
+            if queued < self.max_batch and loop.time() - self._last_done < BUSY_S:
+                await asyncio.sleep(self.gather_s)  # let the other clients' requests join
+            jobs = [j for j in self._take() if not j.future.done()]  # dropped: disconnected
+            if not jobs:
+                continue
+            texts = [t for j in jobs for t in j.texts]
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            try:
+                found = await loop.run_in_executor(
+                    self._executor, self._embed, [texts[i] for i in order]
+                )
+                rows = np.asarray(found, dtype=np.float32)
+                if rows.ndim != 2 or rows.shape[0] != len(texts):
+                    raise ValueError(f"the model answered {rows.shape} for {len(texts)} texts")
+            except Exception as exc:  # noqa: BLE001 - each waiting request gets the error
+                for job in jobs:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            finally:
+                self._last_done = loop.time()
+            self.calls += 1
+            self.texts += len(texts)
+            vectors = np.empty_like(rows)
+            vectors[order] = rows
+            start = 0
+            for job in jobs:
+                end = start + len(job.texts)
+                if not job.future.done():
+                    job.future.set_result(vectors[start:end])
+                start = end
+
+    def close(self) -> None:
+        """Stop the model thread (requests still waiting get no answer)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
