@@ -280,3 +280,56 @@ def test_unlinking_unknown_ids_or_memories_not_linked_is_refused(env: dict[str, 
 def test_finishing_a_migration_that_never_started_is_refused(env: dict[str, str]) -> None:
     message = one_line_error(run(env, "migrate", "meili", "finish"))
     assert "nothing to finish" in message
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "America/Los_Angeles"])
+def test_a_bad_stored_date_breaks_no_listing(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, zone: str
+) -> None:
+    """Dates written before the range was enforced (or by another tool) are shown at the
+    range's end by show, search, export --format markdown and report, in any time zone."""
+    import time
+
+    first = int(run(env, "add", "far past").stdout)
+    second = int(run(env, "add", "far future").stdout)
+    settings = Settings(
+        data_dir=Path(env["EPHEMERA_DATA_DIR"]),
+        database_url=env["EPHEMERA_DATABASE_URL"],
+        embedding_model="fake-hash-384",
+    )
+    with Engine(settings) as engine, engine.store.write() as conn:
+        for memory_id, stamp in ((first, -99_999_999_999_999), (second, 253_402_300_799)):
+            conn.execute(
+                text("UPDATE memory_fragments SET created_at = :c WHERE id = :i"),
+                {"c": stamp, "i": memory_id},
+            )
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        for args in (
+            ["show", str(first)],
+            ["show", str(second)],
+            ["search", "far"],
+            ["export", "--format", "markdown"],
+            ["report"],
+            ["report", "--format", "html"],
+        ):
+            result = run({**env, "TZ": zone}, *args)
+            assert result.exit_code == 0, (args, result.stderr)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["show", str(2**64)],
+        ["delete", "-y", str(2**63)],
+        ["edit", str(2**64), "--content", "y"],
+        ["link", "--remove", "1", str(2**64)],
+        ["search", "x", "-n", str(2**64)],
+    ],
+)
+def test_numbers_no_database_holds_are_one_line(env: dict[str, str], args: list[str]) -> None:
+    one_line_error(run(env, *args))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
+from .dates import MAX_TIMESTAMP, MIN_TIMESTAMP
 from .store import FRAGMENTS, TAGS
 
 if TYPE_CHECKING:
@@ -131,7 +132,10 @@ def activity(
     offset = utc_offset
     days = engine.store.activity_days(offset, None)
     buckets: dict[int, int] = {}
-    for day_start, count in days:
+    for raw_start, count in days:
+        # a stored date outside the accepted range (written before it was enforced) counts
+        # at the range's nearest end instead of breaking the report
+        day_start = min(max(int(raw_start), MIN_TIMESTAMP), MAX_TIMESTAMP)
         local = EPOCH + timedelta(seconds=day_start + offset)  # naive local midnight
         if unit == "week":
             local = local - timedelta(days=local.weekday())

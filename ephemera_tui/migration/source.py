@@ -65,7 +65,7 @@ def loads(text: str) -> Any:
     """``json.loads`` whose every failure is a JSONDecodeError: also values nested too deeply
     for the parser and numbers of thousands of digits (a hostile file breaks nothing else)."""
     try:
-        return loads(text)
+        return json.loads(text)
     except json.JSONDecodeError:
         raise
     except RecursionError:

@@ -16,8 +16,13 @@ EPOCH = datetime(1970, 1, 1)
 
 
 def local_time(ts: float, offset: int) -> datetime:
-    """A naive datetime of ``ts`` at a fixed UTC offset (the report's local time)."""
-    return datetime.fromtimestamp(ts, UTC).replace(tzinfo=None) + timedelta(seconds=offset)
+    """A naive datetime of ``ts`` at a fixed UTC offset (the report's local time). A stored
+    value outside the accepted dates (written before they were enforced) shows at the range's
+    nearest end, so one odd memory cannot break a report."""
+    from ..engine.dates import MAX_TIMESTAMP, MIN_TIMESTAMP
+
+    clamped = min(max(ts, MIN_TIMESTAMP), MAX_TIMESTAMP) if math.isfinite(ts) else 0
+    return datetime.fromtimestamp(clamped, UTC).replace(tzinfo=None) + timedelta(seconds=offset)
 
 
 def _amount(value: float) -> float:

@@ -24,6 +24,15 @@ def _read_content(text: str) -> str:
     return text
 
 
+def _ids(*ids: int) -> None:
+    """Refuse ids no database can hold (above 2^63-1, or below 1) as unknown, in one line."""
+    from ...engine.domain import MAX_ID
+
+    for value in ids:
+        if not 0 < value <= MAX_ID:
+            fail(f"no memory with id {value}")
+
+
 def _when(value: str | None) -> int | None:
     """``--at`` as Unix seconds; a moment in the future is kept and said."""
     if value is None:
@@ -87,6 +96,7 @@ def show(
     """Show one memory in full, with its links."""
     from ...engine.dates import safe_local_datetime
 
+    _ids(memory_id)
     with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         if as_json:
@@ -136,6 +146,7 @@ def edit(
     someone else changed the memory meanwhile (since it was read, or since --revision)."""
     from ...engine.domain import Draft
 
+    _ids(memory_id)
     with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         draft = Draft.from_memory(memory)
@@ -213,6 +224,7 @@ def delete(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Don't ask.")] = False,
 ) -> None:
     """Delete a memory (and links pointing at it)."""
+    _ids(memory_id)
     with journal_session(ctx) as engine:
         memory = engine.get(memory_id)
         if not yes and sys.stdin.isatty():
@@ -230,6 +242,7 @@ def link(
     remove: Annotated[bool, typer.Option("--remove", help="Unlink instead.")] = False,
 ) -> None:
     """Link two memories (or unlink with --remove)."""
+    _ids(source_id, target_id)
     with journal_session(ctx) as engine:
         if remove:
             first, second = engine.get(source_id), engine.get(target_id)  # unknown ids: refused

@@ -54,8 +54,8 @@ def search(
     """Search by meaning and by word, with filters."""
     if (query is None) == (queries is None):
         fail("give a QUERY or --queries FILE")
-    if limit < 1:
-        fail("--limit must be at least 1")
+    if not 1 <= limit <= 10_000:
+        fail(f"--limit must be from 1 to 10,000, got {limit}")
     with journal_session(ctx) as engine:
         if queries is not None:
             _search_file(engine, queries, limit)
