@@ -426,3 +426,24 @@ def test_the_dump_reader_reads_or_refuses_cleanly(
                 assert "\n" not in str(exc).strip()
                 continue
             assert isinstance(sources, list)
+
+
+@SLOW
+@given(
+    titles=st.lists(
+        st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_the_dump_reader_reads_every_well_formed_export(titles: list[str]) -> None:
+    """The other half: input that is fine is read whole (a reader refusing everything would
+    pass the test above)."""
+    from ephemera_tui.migration.readers import read_sources
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "docs.ndjson"
+        docs = [{"id": n + 1, "title": title} for n, title in enumerate(titles)]
+        path.write_text("\n".join(json.dumps(d) for d in docs) + "\n", encoding="utf-8")
+        (source,) = read_sources(path)
+        assert len(source.documents) == len(docs)
