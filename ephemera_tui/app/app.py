@@ -267,7 +267,7 @@ class EphemeraApp(App[None]):
             self._idle_ticks = 0
         else:
             self._idle_ticks = min(getattr(self, "_idle_ticks", 0) + 1, 8)
-        interval = self.settings.sync_interval * (2 ** self._idle_ticks)
+        interval: float = self.settings.sync_interval * (2**self._idle_ticks)
         return min(interval, max(self.settings.sync_interval, IDLE_TICK_MAX_S))
 
     def _synced(self, state: JournalState) -> None:

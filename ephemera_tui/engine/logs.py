@@ -36,5 +36,10 @@ def configure_logging(path: Path) -> None:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
         )
+        for old in [h for h in logger.handlers if getattr(h, "_ephemera", False)]:
+            logger.removeHandler(old)  # one data dir's log per process: the newest wins
+            old.close()
+        handler._ephemera = True  # type: ignore[attr-defined]
         logger.addHandler(handler)
+        _configured.clear()
         _configured.add(path)

@@ -66,4 +66,5 @@ class RemoteEmbedder:
 
     def embed_query(self, text: str) -> np.ndarray:
         """One query's vector."""
-        return self._ask([text])[0]
+        vector: np.ndarray = self._ask([text])[0]
+        return vector

@@ -13,7 +13,7 @@ from ephemera_tui.engine import Draft, Engine, Settings
 NOW = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 DAY = 86400
 
-INTERACTIVE = {"edit", "delete", "jump-prompt", "link-picker", "on-this-day-pick"}
+INTERACTIVE = {"edit", "delete", "jump-prompt", "link-picker", "on-this-day-pick", "conflict"}
 """Worker groups that wait for the user (a modal answer); tests never wait for them."""
 
 SEED = [

@@ -159,14 +159,6 @@ def test_importing_the_app_leaves_heavy_libraries_alone():
     assert out.stdout.strip() == "[]"
 
 
-def test_engine_does_not_import_textual():
-    code = "import sys, ephemera_tui.engine; print('textual' in sys.modules)"
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
-    )
-    assert out.stdout.strip() == "False"
-
-
 def test_clock_is_fixed():
     assert clock() == NOW
 

@@ -26,12 +26,14 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static, TextArea
 
+from ...engine.errors import ConflictError
 from ..format import absolute_time, long_time, memory_label
 from ..state import DraftStore, FormDraft
 from ..widgets.inputs import CompletingInput, text_input
 from ..widgets.tags import TagSuggester
 from ..workers import engine_call, error_message
 from .confirm import ConfirmScreen
+from .conflict import ConflictScreen
 
 if TYPE_CHECKING:
     from ...engine import Draft, Engine, Memory
@@ -372,20 +374,53 @@ class CaptureScreen(ModalScreen["Memory | None"]):
         except Exception as exc:  # noqa: BLE001 - any other refusal, one line
             self.show_error(error_message(exc))
             return
+        self._save(draft, None if self.memory is None else self.memory.revision)
+
+    def _save(self, draft: Draft, revision: int | None) -> None:
+        """Add, or update naming the revision the edit started from (a newer one written
+        meanwhile by anyone is not overwritten: :meth:`_changed_elsewhere` asks)."""
         existing = self.memory
 
-        def job(engine: Engine) -> Memory:
+        def job(engine: Engine) -> Memory | ConflictError:
             if existing is None:
                 return engine.add(draft)
-            return engine.update(existing.id, draft)
+            try:
+                return engine.update(existing.id, draft, expected_revision=revision)
+            except ConflictError as conflict:
+                return conflict
 
         if engine_call(self, job, self._saved, group="save", failed=self.show_error) is None:
             self.show_error("the journal is still opening; try again in a moment")
 
-    def _saved(self, memory: Memory) -> None:
+    def _saved(self, result: Memory | ConflictError) -> None:
+        if isinstance(result, ConflictError):
+            self._changed_elsewhere(result)
+            return
         if self.drafts is not None:
             self.drafts.clear()
-        self.dismiss(memory)
+        self.dismiss(result)
+
+    @work(exclusive=True, group="conflict")
+    async def _changed_elsewhere(self, conflict: ConflictError) -> None:
+        """Show the newer text and the typed one; save over it, keep it, or go on editing."""
+        from ...engine.domain import Memory as StoredMemory
+
+        current = conflict.current
+        if not isinstance(current, StoredMemory):
+            self.show_error(str(conflict))
+            return
+        draft = self.build_draft()
+        choice = await self.app.push_screen_wait(ConflictScreen(current, draft.content))
+        if choice == "mine":
+            self._save(draft, current.revision)
+        elif choice == "theirs":
+            self._keep_draft()  # what was typed stays offered on ctrl+n
+            self.dismiss(current)
+        else:
+            self.memory = current  # the next save starts from the newer revision
+            self.show_error(
+                f"changed elsewhere (now revision {current.revision}); ctrl+s saves yours over it"
+            )
 
     @work(exclusive=True, group="cancel")
     async def action_cancel(self) -> None:
