@@ -48,6 +48,9 @@ def row(name: str, values: list[float]) -> list[object]:
 def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument(
+        "--timeout", type=float, default=1800.0, help="give up when the build takes longer (s)"
+    )
     args = parser.parse_args()
     inputs = corpus_inputs(args.data, args.no_cache)
     questions = inputs[1]
@@ -57,7 +60,8 @@ def main() -> int:
             engine.search(questions[n])
         before = searches(engine, questions, 0, 200)
 
-        worker = Worker(engine, interval=1.0, index_threshold=20_000)
+        # The build starts once this many vectors are unindexed: the whole corpus at most.
+        worker = Worker(engine, interval=1.0, index_threshold=min(20_000, args.size))
         runs: list[tuple[float, str | None, list[str]]] = []
         stop = threading.Event()
 
@@ -79,6 +83,10 @@ def main() -> int:
         adds: list[float] = []
         n = 200
         while thread.is_alive():
+            if time.perf_counter() - started > args.timeout:
+                stop.set()
+                thread.join()
+                raise SystemExit(f"the build did not finish within {args.timeout:.0f}s")
             during.extend(searches(engine, questions, n, 20))
             n += 20
             mark = time.perf_counter()
