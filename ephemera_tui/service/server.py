@@ -44,7 +44,7 @@ from ..engine.errors import (
     VectorStoreError,
 )
 from . import wire
-from .batching import EmbedBatcher
+from .batching import EmbedBatcher, SessionPool
 
 if TYPE_CHECKING:
     from ..engine.core import Engine
@@ -312,8 +312,45 @@ def build_app(
     return app
 
 
+SESSION_POOL_FROM = 16
+"""Merged calls of at least this many texts go to one-thread sessions side by side."""
+
+
 def _engine_embed(engine: Engine) -> Callable[[list[str]], Any]:
+    """The model behind ``/v1/embeddings``: small calls (queries) through the engine's
+    embedder and its cache; larger merged calls over one one-thread session per core
+    (:class:`~.batching.SessionPool`) when the model is a local fastembed one."""
+    pool: list[SessionPool | None] = []
+    lock = threading.Lock()
+
+    def sessions() -> SessionPool | None:
+        with lock:
+            if not pool:
+                pool.append(_session_pool(engine))
+            return pool[0]
+
     def embed(texts: list[str]) -> Any:
+        if len(texts) >= SESSION_POOL_FROM:
+            spread = sessions()
+            if spread is not None:
+                return spread(texts)
         return engine.embedder.embed(texts)
 
     return embed
+
+
+def _session_pool(engine: Engine) -> SessionPool | None:
+    """One one-thread fastembed session per core for the engine's local model, or None
+    (a remote or fake embedder, a single core)."""
+    inner = getattr(engine.embedder, "inner", None)
+    make = getattr(inner, "_session", None)  # FastEmbedder's session factory
+    cores = os.cpu_count() or 1
+    if make is None or cores < 2:
+        return None
+    batch = int(getattr(inner, "batch_size", 32))
+    models = [make(threads=1) for _ in range(cores)]
+
+    def session(model: Any) -> Callable[[list[str]], Any]:
+        return lambda texts: list(model.embed(texts, batch_size=batch))
+
+    return SessionPool([session(m) for m in models])

@@ -153,3 +153,40 @@ def test_base64_answers_and_the_project_client(service: tuple[str, Any]) -> None
     remote = RemoteEmbedder(url, "fake-hash-16")
     assert remote.dim == 16
     assert np.allclose(remote.embed(texts), FAKE.embed(texts), atol=1e-6)
+
+
+def test_a_session_pool_spreads_one_call_over_its_sessions_in_order() -> None:
+    from ephemera_tui.service.batching import SessionPool
+
+    seen: list[list[str]] = [[], []]
+
+    def session(n: int) -> Any:
+        def embed(texts: list[str]) -> np.ndarray:
+            seen[n].extend(texts)
+            time.sleep(0.05)
+            return FAKE.embed(texts)
+
+        return embed
+
+    pool = SessionPool([session(0), session(1)])
+    texts = sorted((f"text {i} " + "y" * (i % 9) for i in range(40)), key=len)
+    started = time.perf_counter()
+    vectors = pool(texts)
+    assert time.perf_counter() - started < 0.095  # side by side, not one after the other
+    assert np.allclose(vectors, FAKE.embed(texts))
+    assert seen[0] and seen[1] and seen[0] + seen[1] == texts  # contiguous runs, in order
+    assert np.allclose(pool(["just one"]), FAKE.embed(["just one"]))
+
+
+@pytest.mark.model
+def test_the_real_model_answers_the_same_through_the_session_pool(tmp_path: Path) -> None:
+    from ephemera_tui.service.server import SESSION_POOL_FROM, _engine_embed
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=f"sqlite:///{tmp_path / 'e.db'}")
+    with Engine(settings) as engine:
+        texts = [f"memory {i}: " + "a walk by the lake " * (i % 4 + 1) for i in range(40)]
+        assert len(texts) >= SESSION_POOL_FROM
+        served = np.asarray(_engine_embed(engine)(sorted(texts, key=len)))
+        direct = engine.embedder.embed(sorted(texts, key=len))
+        assert served.shape == direct.shape
+        assert np.allclose(served, direct, atol=1e-5)
