@@ -79,8 +79,11 @@ def local_rates(model: str, texts: list[str], seconds: float) -> dict[str, float
     # For reference, the service's own way: one one-thread session per core side by side.
     from ephemera_tui.service.batching import SessionPool
 
-    sessions = [embedder._session(threads=1) for _ in range(os.cpu_count() or 1)]
-    pool = SessionPool([lambda t, m=m: list(m.embed(t, batch_size=32)) for m in sessions])
+    def one_thread() -> Any:
+        model = embedder._session(threads=1)
+        return lambda chunk: list(model.embed(chunk, batch_size=32))
+
+    pool = SessionPool([one_thread() for _ in range(os.cpu_count() or 1)])
     rates["(reference) one-thread sessions side by side, calls of 1024"] = rate(
         lambda chunk: pool(sorted(chunk, key=len)), 1024
     )
