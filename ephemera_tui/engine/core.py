@@ -80,7 +80,7 @@ class Engine:
     ) -> None:
         self.settings = settings
         self.clock = clock
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)  # a journal is private
         self.store = SqlStore(settings.resolved_database_url, clock=clock)
         self._embedder = embedder
         self._embedder_lock = threading.Lock()
