@@ -16,6 +16,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -65,6 +66,14 @@ def stems(text: str) -> list[str]:
     return [light_stem(w) for w in _WORD.findall(text.lower())]
 
 
+@lru_cache(maxsize=8192)
+def _counts(text: str) -> tuple[Counter[str], int]:
+    """A text's stem counts and length; cached, since the same candidates recur across the
+    queries of a session."""
+    tokens = stems(text)
+    return Counter(tokens), len(tokens)
+
+
 def document_frequencies(texts: Iterable[str]) -> tuple[Counter[str], int, float]:
     """Stem document frequencies, document count and mean length (in words) of a corpus."""
     freq: Counter[str] = Counter()
@@ -100,9 +109,8 @@ def bm25_rescore(
     }
     scored: list[tuple[int, float]] = []
     for doc_id, text in docs:
-        tokens = stems(text)
-        counts = Counter(tokens)
-        norm = k1 * (1.0 - b + b * len(tokens) / avg)
+        counts, length = _counts(text)
+        norm = k1 * (1.0 - b + b * length / avg)
         score = 0.0
         for term, weight in weights.items():
             tf = counts.get(term, 0)
