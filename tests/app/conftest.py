@@ -34,6 +34,7 @@ def settings(tmp_path: Path) -> Settings:
         sync_interval=0.2,
         backup_every_hours=0,  # no scheduled backups in UI tests
         fusion="rrf",  # pinned: the "why this hit" snapshots show the fused score
+        rrf_k=60,
     )
 
 
