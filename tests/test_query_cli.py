@@ -192,7 +192,7 @@ def test_stats_prints_no_python_dicts(cli: Any) -> None:
 
 
 def test_one_memory_is_singular(cli: Any, tmp_path: Path) -> None:
-    from ephemera_tui.cli.output import plural
+    from ephemera_tui.presentation.numbers import plural
 
     assert (plural(1, "memory"), plural(2, "memory"), plural(1451, "day")) == (
         "1 memory",
