@@ -24,7 +24,8 @@ def configure_logging(path: Path) -> None:
         if path in _configured:
             return
         logger = logging.getLogger(LOGGER)
-        logger.propagate = False  # off the terminal, whatever the host application does
+        # Records still propagate (a host's own handlers, pytest's caplog, see them); with our
+        # file handler in the chain Python never falls back to printing them on stderr.
         logger.setLevel(logging.DEBUG if os.environ.get("EPHEMERA_DEBUG") else logging.INFO)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
