@@ -184,7 +184,7 @@ def test_qdrant_client_path_switches_and_points_the_alias(
 
 
 def test_backup_and_restore_take_the_active_collection(tmp_path: Path) -> None:
-    from ephemera_tui.engine.backup import create_backup, restore_backup
+    from ephemera_tui.engine.backup.sets import create_backup, restore_backup
 
     settings = Settings(data_dir=tmp_path / "a", embedding_model="fake-hash-384")
     with Engine(settings) as engine:

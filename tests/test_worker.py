@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ephemera_tui.engine import Draft, Engine, Settings
-from ephemera_tui.engine.backup import list_backups
+from ephemera_tui.engine.backup.sets import list_backups
 from ephemera_tui.engine.sync.worker import (
     CURSOR_KEY,
     Lease,
