@@ -8,15 +8,17 @@ along with the next call. The merged texts are sorted by length, so each of the 
 batches pads to a similar length, and the vectors are handed back to each request in its
 own order.
 
-An idle service starts on a request at once; under load (the last call ended moments ago)
-it waits up to ``gather_s`` for other requests to join, so clients answered by the same call
-are not split between two calls when they come back.
+An idle service starts on a request at once. In a busy cycle (the last call ended a moment
+ago) the clients it answered come back one by one; a call then waits for as many requests
+as the last one served, at most ``gather_share`` of the last call's duration and never more
+than ``gather_s``, so those clients are embedded together again instead of one alone and the
+rest in the next call (a call of 15 ms waits under a millisecond; one of 10 s up to 0.25 s).
 
 A merged call can be spread over several one-thread model sessions (:class:`SessionPool`,
 one per core): each takes a contiguous run of the length-sorted texts, and the sessions run
-side by side. On two cores that embeds 1.3-1.9 times as fast as one session using both cores
-for each batch (measured in bench/embedding_service.py), which is what lets a shared service
-beat the rate of one process embedding alone.
+side by side. Under load from other processes that embeds 1.3-1.9 times as fast as one
+session using both cores for each batch; on a quiet machine about as fast
+(bench/embedding_service.py).
 """
 
 from __future__ import annotations
@@ -32,10 +34,12 @@ import numpy as np
 MAX_BATCH = 1024
 """Texts per model call at most (a single larger request is still taken whole): four clients
 sending the 256 texts of an outbox batch each are embedded as one length-sorted call."""
-GATHER_S = 0.003
-"""Under load, how long a call waits for more requests to join."""
-BUSY_S = 0.05
-"""A call that ended less than this long ago means the service is under load."""
+GATHER_S = 0.25
+"""The longest a call waits for the clients of the last call to come back."""
+GATHER_SHARE = 0.05
+"""How long a call waits, as a share of the last call's duration."""
+POLL_S = 0.002
+"""How often a waiting call looks at the queue again."""
 
 
 class SessionPool:
@@ -92,14 +96,18 @@ class EmbedBatcher:
         *,
         max_batch: int = MAX_BATCH,
         gather_s: float = GATHER_S,
+        gather_share: float = GATHER_SHARE,
     ) -> None:
         self._embed = embed
         self.max_batch = max_batch
         self.gather_s = gather_s
+        self.gather_share = gather_share
         self._queue: list[_Job] = []
         self._worker: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ephemera-embed")
         self._last_done = -1e9
+        self._last_seconds = 0.0
+        self._last_requests = 0
         self.calls = 0
         """Model calls made (fewer than requests when requests were merged)."""
         self.requests = 0
@@ -130,14 +138,13 @@ class EmbedBatcher:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
-            queued = sum(len(j.texts) for j in self._queue)
-            if queued < self.max_batch and loop.time() - self._last_done < BUSY_S:
-                await asyncio.sleep(self.gather_s)  # let the other clients' requests join
+            await self._gather(loop)
             jobs = [j for j in self._take() if not j.future.done()]  # dropped: disconnected
             if not jobs:
                 continue
             texts = [t for j in jobs for t in j.texts]
             order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            started = loop.time()
             try:
                 found = await loop.run_in_executor(
                     self._executor, self._embed, [texts[i] for i in order]
@@ -152,6 +159,8 @@ class EmbedBatcher:
                 continue
             finally:
                 self._last_done = loop.time()
+                self._last_seconds = self._last_done - started
+                self._last_requests = len(jobs)
             self.calls += 1
             self.texts += len(texts)
             vectors = np.empty_like(rows)
@@ -162,6 +171,18 @@ class EmbedBatcher:
                 if not job.future.done():
                     job.future.set_result(vectors[start:end])
                 start = end
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> None:
+        """In a busy cycle, wait a little for the clients of the last call to come back."""
+        if loop.time() - self._last_done > max(POLL_S, self._last_seconds):
+            return  # idle: start at once
+        deadline = loop.time() + min(self.gather_s, self.gather_share * self._last_seconds)
+        while (
+            len(self._queue) < self._last_requests
+            and sum(len(j.texts) for j in self._queue) < self.max_batch
+            and loop.time() < deadline
+        ):
+            await asyncio.sleep(POLL_S)
 
     def close(self) -> None:
         """Stop the model thread (requests still waiting get no answer)."""

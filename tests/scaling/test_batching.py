@@ -190,3 +190,23 @@ def test_the_real_model_answers_the_same_through_the_session_pool(tmp_path: Path
         direct = engine.embedder.embed(sorted(texts, key=len))
         assert served.shape == direct.shape
         assert np.allclose(served, direct, atol=1e-5)
+
+
+def test_clients_coming_back_one_by_one_are_embedded_together_again() -> None:
+    """Four clients answered by one call return a few milliseconds apart; the next call
+    waits for them (a share of the last call's time) instead of taking the first alone."""
+    model = SlowModel(0.2)
+    batcher = EmbedBatcher(model)
+
+    async def client(n: int) -> None:
+        for r in range(3):
+            await batcher.embed([f"client {n} round {r}"])
+            await asyncio.sleep(0.001 * (n + 1))  # decode, think, send again
+
+    async def run() -> None:
+        await asyncio.gather(*(client(n) for n in range(4)))
+
+    asyncio.run(run())
+    assert batcher.requests == 12
+    assert [len(c) for c in model.calls] == [4, 4, 4]
+    batcher.close()
