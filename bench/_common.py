@@ -175,17 +175,23 @@ class DiskCache:
 class DiskCachedModel:
     """The real embedder behind a disk cache; the model itself loads only on a cache miss."""
 
-    def __init__(self, model: str, cache: DiskCache) -> None:
+    def __init__(self, model: str, cache: DiskCache, query_precision: str = "int8") -> None:
         self.name = model
         self.cache = cache
         self._inner: Embedder | None = None
         self.dim = 384
         self.misses = 0
+        self.int8_queries = query_precision == "int8"
+        # Query vectors are cached per query path (the float path keeps the older key).
+        self.query_key = "\x00query-int8\x00" if self.int8_queries else "\x00query\x00"
 
     @property
     def inner(self) -> Embedder:
         if self._inner is None:
-            self._inner = load_embedder(self.name, MODEL_DIR).inner
+            self._inner = load_embedder(self.name, MODEL_DIR, int8_queries=self.int8_queries).inner
+            prepare = getattr(self._inner, "prepare_queries", None)
+            if prepare is not None:  # queries as the app and the service embed them
+                prepare()
             self.dim = self._inner.dim
         return self._inner
 
@@ -204,11 +210,11 @@ class DiskCachedModel:
 
     def embed_query(self, text: str) -> np.ndarray:
         # Queries go through the same model call as the engine's (embed of one text).
-        vec = self.cache.get("\x00query\x00" + text)
+        vec = self.cache.get(self.query_key + text)
         if vec is None:
             self.misses += 1
             vec = self.inner.embed_query(text)
-            self.cache.put("\x00query\x00" + text, vec)
+            self.cache.put(self.query_key + text, vec)
         return vec
 
 
@@ -219,11 +225,13 @@ def default_model() -> str:
 
 
 def cached_embedder(
-    no_cache: bool = False, model: str | None = None
+    no_cache: bool = False, model: str | None = None, query_precision: str = "int8"
 ) -> tuple[CachedEmbedder, DiskCache]:
+    """The real model behind a disk cache; queries embedded as ``query_precision`` says."""
     model = model or default_model()
     cache = DiskCache(model, enabled=not no_cache)
-    return CachedEmbedder(DiskCachedModel(model, cache), max_entries=1_000_000), cache
+    inner = DiskCachedModel(model, cache, query_precision)
+    return CachedEmbedder(inner, max_entries=1_000_000), cache
 
 
 def make_engine(

@@ -120,7 +120,9 @@ def collect(
             loaded: Run = pickle.load(handle)
         log(f"{name}/{backend}: candidates read from {saved}")
         return loaded
-    embedder, cache = cached_embedder(args.no_cache)
+    embedder, cache = cached_embedder(
+        args.no_cache, query_precision=Settings(**settings_overrides(args.set)).query_precision
+    )
     with bench_engine(name, settings_overrides(args.set), embedder, url) as engine:
         started = time.perf_counter()
         report = engine.import_drafts(((d, None) for _, d in data.docs), batch_size=512)

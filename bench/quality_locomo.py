@@ -34,6 +34,8 @@ from _common import (
 from _datasets import LOCOMO_CATEGORIES as CATEGORIES
 from _datasets import load_conversation, session_time  # noqa: F401 (re-exported)
 
+from ephemera_tui.engine import Settings
+
 KS = (1, 5, 10, 20)
 
 
@@ -50,7 +52,9 @@ def main() -> int:
     if not files:
         print(f"no LoCoMo files in {folder}", file=sys.stderr)
         return 2
-    embedder, cache = cached_embedder(args.no_cache)
+    embedder, cache = cached_embedder(
+        args.no_cache, query_precision=Settings(**settings_overrides(args.set)).query_precision
+    )
     overrides = settings_overrides(args.set)
     per_cat: dict[int, dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
     session_recall: dict[int, list[float]] = defaultdict(list)

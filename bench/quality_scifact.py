@@ -34,7 +34,7 @@ from _common import (
     table,
 )
 
-from ephemera_tui.engine import Draft
+from ephemera_tui.engine import Draft, Settings
 
 BASE_TIME = 1_600_000_000
 
@@ -71,7 +71,9 @@ def main() -> int:
     judged = [qid for qid in queries if qid in qrels]
     if args.queries:
         judged = judged[: args.queries]
-    embedder, cache = cached_embedder(args.no_cache)
+    embedder, cache = cached_embedder(
+        args.no_cache, query_precision=Settings(**settings_overrides(args.set)).query_precision
+    )
     overrides = settings_overrides(args.set)
     ndcgs: list[float] = []
     recalls: list[float] = []

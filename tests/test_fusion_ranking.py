@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ephemera_tui.engine.ranking import bm25_rescore, document_frequencies, light_stem, stems
+from ephemera_tui.engine.ranking import bm25_rescore, document_frequencies, stem_word, stems
 
 
-def test_light_stem_joins_word_forms_and_keeps_short_words() -> None:
-    assert {light_stem(w) for w in ("painting", "painted", "paints", "paint")} == {"paint"}
-    assert light_stem("news") == "news" and light_stem("cells") == "cell"
-    assert stems("Melanie PAINTED sunsets") == ["melanie", "paint", "sunset"]
+def test_porter_stems_join_word_forms() -> None:
+    assert {stem_word(w) for w in ("painting", "painted", "paints", "paint")} == {"paint"}
+    assert {stem_word(w) for w in ("infected", "infections", "infection")} == {"infect"}
+    assert stem_word("cells") == "cell" and stem_word("go") == "go"
+    assert stems("Melanie PAINTED sunsets") == ["melani", "paint", "sunset"]
 
 
 def _score(terms: list[str], docs: dict[int, str]) -> list[tuple[int, float]]:

@@ -127,6 +127,7 @@ class Engine:
                         self.settings.embedding_model,
                         self.settings.model_cache_dir,
                         self.settings.embedding_cache_size,
+                        int8_queries=self.settings.query_precision == "int8",
                     )
             return self._embedder
 

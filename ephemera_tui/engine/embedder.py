@@ -114,12 +114,16 @@ class FastEmbedder:
 
     SMALL_BATCH = 8
 
-    def __init__(self, model_name: str, cache_dir: Path, batch_size: int = 32) -> None:
+    def __init__(
+        self, model_name: str, cache_dir: Path, batch_size: int = 32, int8_queries: bool = True
+    ) -> None:
         self.name = model_name
         self.batch_size = batch_size
         self._kwargs: dict[str, Any] = {"cache_dir": str(cache_dir)}
+        self._int8_folder: Path | None = None
         if model_name == DEFAULT_MODEL:
             folder = assemble_default_model(cache_dir)
+            self._int8_folder = folder if int8_queries else None
             self._register_default()
             self._kwargs["specific_model_path"] = str(folder)
             self._kwargs["local_files_only"] = True
@@ -144,12 +148,45 @@ class FastEmbedder:
             raise EmbeddingError(f"cannot load embedding model {self.name!r}: {exc}") from exc
 
     def prepare_queries(self) -> None:
-        """Make the one-thread session for queries and small batches (idempotent)."""
+        """Make the one-thread sessions for queries and small batches (idempotent). Queries
+        of the default model go through its integer-arithmetic copy (``engine.query_model``)
+        when that builds and agrees with the float path on a probe text."""
         with self._query_lock:
             if self._query_model is None:
                 self._query_model = self._session(threads=1)
-                self._direct = _DirectQuery.build(self._query_model)
+                self._direct = self._int8_direct() or _DirectQuery.build(self._query_model)
                 self._direct_tried = True
+
+    def _int8_direct(self) -> _DirectQuery | None:
+        if self._int8_folder is None:
+            return None
+        from . import query_model
+
+        path = query_model.build(self._int8_folder)
+        if path is None:
+            return None
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(
+                str(path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception:  # noqa: BLE001 - onnxruntime raises its own exception types
+            return None
+        return _DirectQuery.build(self._query_model, session=session)
+
+    @property
+    def query_path(self) -> str:
+        """Which path answers queries: ``int8`` (the integer copy), ``float`` (the model's
+        own session, called directly) or ``fastembed`` (its ``embed``)."""
+        direct = self._direct
+        if direct is None:
+            return "fastembed"
+        return "int8" if direct.approximate else "float"
 
     @staticmethod
     def _register_default() -> None:
@@ -212,11 +249,13 @@ class _DirectQuery:
     fastembed's output for a probe text, so a fastembed change can only turn it off."""
 
     PROBE = "When did the probe text last meet its model?"
+    MIN_COSINE = 0.995  # a session other than fastembed's own must agree at least this well
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, session: Any = None) -> None:
         self.inner = inner
         self.tokenizer = inner.tokenizer
-        self.session = inner.model
+        self.session = session if session is not None else inner.model
+        self.approximate = session is not None
         names = {node.name for node in self.session.get_inputs()}
         self.mask = "attention_mask" in names
         self.types = "token_type_ids" in names
@@ -226,11 +265,17 @@ class _DirectQuery:
         self.context = OnnxOutputContext
 
     @classmethod
-    def build(cls, model: Any) -> _DirectQuery | None:
+    def build(cls, model: Any, session: Any = None) -> _DirectQuery | None:
+        """The direct path over ``model`` (a fastembed ``TextEmbedding``), running its own
+        ONNX session or ``session``; None unless it reproduces ``model.embed`` on the probe
+        (to 1e-5 on the same session, to :attr:`MIN_COSINE` on another one)."""
         try:
-            direct = cls(model.model)
+            direct = cls(model.model, session)
             expected = np.asarray(next(iter(model.embed([cls.PROBE]))), dtype=np.float32)
-            if np.allclose(direct(cls.PROBE), expected, atol=1e-5):
+            got = direct(cls.PROBE)
+            if session is None and np.allclose(got, expected, atol=1e-5):
+                return direct
+            if session is not None and float(got @ expected) >= cls.MIN_COSINE:
                 return direct
         except Exception:  # noqa: BLE001 - an unknown fastembed layout: use its embed()
             return None
@@ -487,11 +532,15 @@ def fake_dim(model_name: str) -> int | None:
     return int(digits)
 
 
-def load_embedder(model_name: str, cache_dir: Path, cache_size: int = 4096) -> CachedEmbedder:
+def load_embedder(
+    model_name: str, cache_dir: Path, cache_size: int = 4096, int8_queries: bool = True
+) -> CachedEmbedder:
     """Build the configured embedder behind an LRU cache (``fake-hash-<dim>`` selects the
     fake, ``path:/dir`` a model folder on disk, anything else a fastembed model name)."""
     dim = fake_dim(model_name)
     inner: Embedder = (
-        HashEmbedder(dim, model_name) if dim is not None else FastEmbedder(model_name, cache_dir)
+        HashEmbedder(dim, model_name)
+        if dim is not None
+        else FastEmbedder(model_name, cache_dir, int8_queries=int8_queries)
     )
     return CachedEmbedder(inner, max_entries=cache_size)

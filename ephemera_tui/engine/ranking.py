@@ -1,69 +1,40 @@
-"""Ranking helpers that do not depend on a backend: a light English stemmer and BM25 over a
-candidate list.
+"""Ranking helpers that do not depend on a backend: Porter stems and BM25 over a candidate
+list.
 
-InnoDB FULLTEXT scores a match as term frequency times IDF squared, with no document-length
-normalisation and no stemming, so on long documents it ranks far below SQLite FTS5's bm25
-(SciFact nDCG@10 of the keyword side alone: 0.555 against 0.695). Re-scoring the candidates
-that FULLTEXT recalls with the same BM25 as FTS5 (k1 = 1.2, b = 0.75) over lightly stemmed
-words brings the two backends within about 0.015 of each other on both dev sets
-(docs/benchmarks.md). The functions here are pure: the caller fetches the candidates' text,
-the document frequencies and the average length.
+InnoDB FULLTEXT scores a match as term frequency times IDF squared, with no length
+normalisation and no stemming; SQLite FTS5 ranks by bm25 over porter stems. The MySQL keyword
+side (``store.mysql_keyword``) re-scores what FULLTEXT recalls with the same BM25 (k1 = 1.2,
+b = 0.75) over the same stems, so both backends rank alike. The functions here are pure: the
+caller fetches the candidates' text, the document frequencies and the mean length.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
+import snowballstemmer
+
 _WORD = re.compile(r"\w+", re.UNICODE)
-
-# Longest first; a suffix is stripped only when at least four letters remain, so short words
-# ("news", "cells") keep their form and the stems stay readable ("reduct", "infect").
-_SUFFIXES = (
-    "ational",
-    "ization",
-    "fulness",
-    "iveness",
-    "ations",
-    "ation",
-    "ments",
-    "ment",
-    "ness",
-    "ities",
-    "ity",
-    "ings",
-    "ing",
-    "edly",
-    "ed",
-    "ies",
-    "es",
-    "ly",
-    "s",
-    "al",
-    "ive",
-    "ous",
-    "ic",
-    "er",
-)
-_MIN_STEM = 4
+_PORTER = snowballstemmer.stemmer("porter")
+_PORTER_LOCK = threading.Lock()  # a Snowball stemmer keeps its state between calls
 
 
-def light_stem(word: str) -> str:
-    """Strip one common English suffix (lower-case input), keeping at least four letters."""
-    if len(word) <= _MIN_STEM:
-        return word
-    for suffix in _SUFFIXES:
-        if word.endswith(suffix) and len(word) - len(suffix) >= _MIN_STEM:
-            return word[: -len(suffix)]
-    return word
+@lru_cache(maxsize=65536)
+def stem_word(word: str) -> str:
+    """The Porter stem of one lower-case word (the algorithm of FTS5's porter tokenizer), so
+    both backends join the same word forms: ``painted``, ``paints`` → ``paint``."""
+    with _PORTER_LOCK:
+        return str(_PORTER.stemWord(word))
 
 
 def stems(text: str) -> list[str]:
     """The stemmed words of a text, lower-cased, in order."""
-    return [light_stem(w) for w in _WORD.findall(text.lower())]
+    return [stem_word(w) for w in _WORD.findall(text.lower())]
 
 
 @lru_cache(maxsize=8192)
@@ -99,7 +70,7 @@ def bm25_rescore(
     """BM25 of each ``(id, text)`` for the query ``terms``, best first (ties keep the input
     order). Terms and texts are stemmed alike; a term missing from ``doc_freq`` counts as
     rare (document frequency 0). Documents that match no term score 0 and stay last."""
-    query = list(dict.fromkeys(light_stem(t.lower()) for t in terms if t))
+    query = list(dict.fromkeys(stem_word(t.lower()) for t in terms if t))
     avg = avg_len if avg_len > 0 else 1.0
     weights = {
         term: math.log(

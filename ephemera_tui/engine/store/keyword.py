@@ -1,5 +1,5 @@
-"""Keyword search: FTS5 bm25 on SQLite, InnoDB FULLTEXT relevance on MySQL (short words by
-LIKE), with a postings budget that leaves the commonest words out of large OR queries."""
+"""Keyword search on SQLite (FTS5 bm25, with a postings budget that leaves the commonest words
+out of large OR queries) and the stopwords both backends drop; MySQL is in :mod:`.mysql_keyword`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, column, literal_column, or_, select, table, text
-from sqlalchemy.dialects.mysql import match as mysql_match
+from sqlalchemy import Connection, column, literal_column, select, table, text
 
 from .tables import FRAGMENTS
 
@@ -194,39 +193,6 @@ def sqlite_keyword(
     if newest_only:
         ranked.sort(key=lambda item: -item[1])
     return ranked
-
-
-def mysql_keyword(
-    conn: Connection, words: list[str], conds: list[Any], limit: int
-) -> list[tuple[int, float]]:
-    """FULLTEXT natural-language matches, best first; words under 3 characters by LIKE."""
-    # InnoDB FULLTEXT ignores words under 3 characters: those fall back to LIKE.
-    long_words = [w for w in words if len(w) >= 3]
-    short_words = [w for w in words if len(w) < 3]
-    scores: dict[int, float] = {}
-    if long_words:
-        against = " ".join(long_words)
-        relevance = mysql_match(FRAGMENTS.c.content, against=against)
-        query = (
-            select(FRAGMENTS.c.id, relevance.label("score"))
-            .where(relevance > 0, *conds)
-            .order_by(relevance.desc(), FRAGMENTS.c.id.desc())  # ties: newest first
-            .limit(limit)
-        )
-        for row in conn.execute(query):
-            scores[int(row.id)] = float(row.score)
-    if short_words:
-        likes = [FRAGMENTS.c.content.like(f"%{escape_like(w)}%", escape="\\") for w in short_words]
-        query = (
-            select(FRAGMENTS.c.id)
-            .where(or_(*likes), *conds)
-            .order_by(FRAGMENTS.c.id.desc())
-            .limit(limit)
-        )
-        for row in conn.execute(query):
-            scores[int(row.id)] = scores.get(int(row.id), 0.0) + 0.5
-    ranked = sorted(scores.items(), key=lambda kv: -kv[1])
-    return ranked[:limit]
 
 
 def _stem_candidates(word: str) -> list[str]:

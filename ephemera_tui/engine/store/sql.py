@@ -27,7 +27,8 @@ from ..errors import ConflictError, DatabaseError, NotFoundError
 from ..filters import SearchFilter
 from .conditions import filter_conditions
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
-from .keyword import mysql_keyword, sqlite_keyword
+from .keyword import sqlite_keyword
+from .mysql_keyword import mysql_keyword
 from .replicas import ReplicaSet, ReplicaState
 from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS, MemoryFragment, Meta
 
@@ -579,7 +580,8 @@ class SqlStore:
             return []
         conds = self.filter_conditions(flt)
         if self.is_mysql:
-            return self._routed(lambda conn: mysql_keyword(conn, words, conds, limit))
+            db = str(self.engine.url)
+            return self._routed(lambda conn: mysql_keyword(conn, words, conds, limit, db))
         with self.read() as conn:
             return sqlite_keyword(conn, words, conds, limit, budget, str(self.engine.url))
 

@@ -1,0 +1,46 @@
+"""The keyword side ranks alike on SQLite (FTS5 bm25, porter stems) and MariaDB (FULLTEXT
+recall, BM25 re-scoring over light stems): same matches, same order on clear cases."""
+
+from __future__ import annotations
+
+from ephemera_tui.engine import Draft, Engine
+from ephemera_tui.engine.filters import SearchFilter
+
+FILLER = " ".join(f"filler{i}" for i in range(60))
+
+
+def keyword(engine: Engine, *words: str) -> list[str]:
+    ids = engine.store.keyword_search(list(words), SearchFilter(), 10)
+    found = engine.store.get_many([pid for pid, _ in ids])
+    return [found[pid].content for pid, _ in ids]
+
+
+def test_inflected_forms_match_on_every_backend(engine: Engine) -> None:
+    engine.add(Draft("the reduction of infections after the vaccine"))
+    engine.add(Draft("nothing to see here"))
+    assert keyword(engine, "reductions") == ["the reduction of infections after the vaccine"]
+    assert keyword(engine, "infected") == ["the reduction of infections after the vaccine"]
+
+
+def test_a_short_memory_outranks_a_long_one_with_the_word_once(engine: Engine) -> None:
+    engine.add(Draft(f"otters {FILLER}"))
+    engine.add(Draft("otters at the harbour"))
+    engine.add(Draft("seals at the harbour"))
+    assert keyword(engine, "otters") == ["otters at the harbour", f"otters {FILLER}"]
+
+
+def test_a_rare_word_outweighs_a_common_one(engine: Engine) -> None:
+    for i in range(12):
+        engine.add(Draft(f"coffee with the team, day {i}"))
+    engine.add(Draft("coffee and a zeppelin overhead"))
+    engine.add(Draft("a zeppelin over the bay"))
+    got = keyword(engine, "coffee", "zeppelin")
+    assert got[0] == "coffee and a zeppelin overhead"  # both words
+    assert got[1] == "a zeppelin over the bay"  # the rare one alone beats the common one
+    assert len(got) == 10  # the commonest matches fill the rest
+
+
+def test_short_words_join_the_ranking(engine: Engine) -> None:
+    engine.add(Draft("an ai talk at the meetup"))
+    engine.add(Draft("the meetup was long"))
+    assert keyword(engine, "ai", "meetup")[0] == "an ai talk at the meetup"
