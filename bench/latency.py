@@ -52,7 +52,7 @@ from _common import (
 )
 from quality_locomo import load_conversation
 
-from ephemera_tui.engine import Draft, Engine
+from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.embedder import CachedEmbedder, Embedder
 from ephemera_tui.engine.vectors import VectorPoint
 
@@ -94,14 +94,14 @@ def dir_mb(path: Path) -> float:
 
 
 def corpus_inputs(
-    data: Path, no_cache: bool = False
+    data: Path, no_cache: bool = False, query_precision: str = "int8"
 ) -> tuple[list[str], list[str], np.ndarray, CachedEmbedder, Embedder]:
     """LoCoMo turns and questions, the turns' real embeddings (disk-cached), the caching
     embedder that made them, and the real model itself (for searches at run time)."""
     convs = [load_conversation(f) for f in sorted((data / "locomo-dev").glob("conv-*.json"))]
     turns = [d.content for _, ts, _ in convs for _, d in ts]
     questions = [q["question"].replace('"', " ") for _, _, qs in convs for q in qs]
-    doc_embedder, cache = cached_embedder(no_cache)
+    doc_embedder, cache = cached_embedder(no_cache, query_precision=query_precision)
     turn_vectors = doc_embedder.embed(turns)
     cache.save()
     disk_model = doc_embedder.inner
@@ -317,8 +317,11 @@ def main() -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip the floor line")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
     overrides = settings_overrides(args.set)
+    precision = Settings(**overrides).query_precision
+    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(
+        args.data, args.no_cache, precision
+    )
     rows = []
     floor_rows = []
     figures = []

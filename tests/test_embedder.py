@@ -179,14 +179,37 @@ def test_bad_model_folder_is_a_one_line_error(
 
 
 @pytest.mark.model
-def test_query_fast_path_matches_fastembed(real_model: CachedEmbedder) -> None:
-    inner = real_model.inner
+def test_query_fast_path_matches_fastembed(tmp_path: Path) -> None:
+    inner = load_embedder(DEFAULT_MODEL, tmp_path, int8_queries=False).inner
     assert isinstance(inner, FastEmbedder)
     inner.prepare_queries()
-    assert inner._direct is not None  # the probe check passed on this fastembed
+    assert inner.query_path == "float"  # the probe check passed on this fastembed
     for text in ["When did Caroline go to the LGBTQ support group?", "x", "日本 の 山 " * 90]:
         expected = np.asarray(next(iter(inner._query_model.embed([text]))), dtype=np.float32)
         assert np.allclose(inner.embed_query(text), expected, atol=1e-6)
+
+
+@pytest.mark.model
+def test_queries_of_the_default_model_run_in_int8_and_agree(real_model: CachedEmbedder) -> None:
+    inner = real_model.inner
+    assert isinstance(inner, FastEmbedder)
+    inner.prepare_queries()
+    assert inner.query_path == "int8"
+    texts = [
+        "When did Caroline go to the LGBTQ support group?",
+        "What did Melanie paint last summer?",
+        "Vitamin D deficiency raises the risk of fractures in the elderly.",
+        "x",
+    ]
+    for text in texts:
+        expected = np.asarray(next(iter(inner._query_model.embed([text]))), dtype=np.float32)
+        got = inner.embed_query(text)
+        assert got.shape == (384,) and abs(float(np.linalg.norm(got)) - 1.0) < 1e-3
+        assert float(got @ expected) > 0.98
+    stored = inner.embed(texts)  # memories are still embedded by the model itself
+    for text, vector in zip(texts, stored, strict=True):
+        expected = np.asarray(next(iter(inner._query_model.embed([text]))), dtype=np.float32)
+        assert np.allclose(vector, expected, atol=1e-5)
 
 
 def test_fake_model_names_carry_their_dimension() -> None:
@@ -212,3 +235,23 @@ def test_switching_to_a_model_of_another_dimension_reembeds(settings: Settings) 
         assert result.hits[0].memory.content == "alpine lake hike"
         assert result.hits[0].semantic_rank == 1
         assert engine.check().problems == 0
+
+
+def test_a_model_without_int8_weights_keeps_the_float_query_path(tmp_path: Path) -> None:
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from ephemera_tui.engine import query_model
+
+    weights = numpy_helper.from_array(np.ones((4, 2), dtype=np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "plain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [weights],
+    )
+    onnx.save(helper.make_model(graph), str(tmp_path / "model.onnx"))
+    assert query_model.build(tmp_path) is None
+    assert not (tmp_path / query_model.FILE).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

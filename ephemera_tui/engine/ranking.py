@@ -58,6 +58,12 @@ def document_frequencies(texts: Iterable[str]) -> tuple[Counter[str], int, float
     return freq, count, (words / count if count else 0.0)
 
 
+def _idf(total: int, freq: int) -> float:
+    """FTS5's IDF: ``log((N - n + 0.5) / (n + 0.5))``, floored at 1e-6 so a word in most
+    documents still counts a little."""
+    return max(math.log((total - freq + 0.5) / (freq + 0.5)), 1e-6)
+
+
 def bm25_rescore(
     terms: Sequence[str],
     docs: Sequence[tuple[int, str]],
@@ -72,12 +78,7 @@ def bm25_rescore(
     rare (document frequency 0). Documents that match no term score 0 and stay last."""
     query = list(dict.fromkeys(stem_word(t.lower()) for t in terms if t))
     avg = avg_len if avg_len > 0 else 1.0
-    weights = {
-        term: math.log(
-            1.0 + (total_docs - doc_freq.get(term, 0) + 0.5) / (doc_freq.get(term, 0) + 0.5)
-        )
-        for term in query
-    }
+    weights = {term: _idf(total_docs, doc_freq.get(term, 0)) for term in query}
     scored: list[tuple[int, float]] = []
     for doc_id, text in docs:
         counts, length = _counts(text)

@@ -32,6 +32,12 @@ PAGE = 50
 PLACEHOLDER = "Search: words, tag:x, after:yesterday · F1 keys · esc then q quits"
 
 
+QUICK_PASS_MS = 30.0
+"""Show keyword hits first while the hybrid search runs only when the last hybrid search took
+longer than this: a faster one is on screen before a first answer would have been drawn, and
+each answer drawn costs the UI thread a full repaint of the list."""
+
+
 @dataclass(frozen=True, slots=True)
 class Found:
     """One answer for the list: the hits, how many there are in all, and how they were found."""
@@ -107,6 +113,7 @@ class SearchScreen(JournalScreen):
         self.found: Found | None = None
         self._generation = 0
         self._paging = False
+        self._hybrid_ms: float | None = None  # the last hybrid search's own time
 
     def compose(self) -> ComposeResult:
         yield text_input(
@@ -163,7 +170,8 @@ class SearchScreen(JournalScreen):
         limit = max(PAGE, len(self.results.hits)) if keep else PAGE
 
         def job(engine: Engine) -> Found:
-            if not keep:
+            last = self._hybrid_ms
+            if not keep and (last is None or last > QUICK_PASS_MS):
                 # Keyword hits first (a few ms), then the hybrid ranking replaces them.
                 quick = engine.search(query, limit=limit, keyword_only=True)
                 if quick.mode == "keyword" and not get_current_worker().is_cancelled:
@@ -172,6 +180,8 @@ class SearchScreen(JournalScreen):
                     )
                     self.app.call_from_thread(done, early)
             result = engine.search(query, limit=limit)
+            if result.mode == "hybrid":
+                self._hybrid_ms = result.timings_ms.get("total")
             exhausted = len(result.hits) < limit
             total: int | None = len(result.hits) if exhausted else None
             if not exhausted and result.mode in ("browse", "hybrid"):

@@ -174,7 +174,7 @@ def sqlite_keyword(
     newest_only = False
     if budget:
         freqs = _doc_freqs(conn, words, db)
-        words, newest_only = _within_budget(words, freqs, budget)
+        words, newest_only = within_budget(words, freqs, budget)
     match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
     fts = table("memory_fts", column("rowid"))
     rank: Any = literal_column("bm25(memory_fts)")
@@ -249,7 +249,7 @@ def _doc_freqs(conn: Connection, words: Sequence[str], db: str = "") -> dict[str
     }
 
 
-def _within_budget(words: list[str], freqs: dict[str, int], budget: int) -> tuple[list[str], bool]:
+def within_budget(words: list[str], freqs: dict[str, int], budget: int) -> tuple[list[str], bool]:
     """The rarest words whose postings fit ``budget`` (at least one), and whether even that
     one is over budget. Word order is kept."""
     kept: set[str] = set()

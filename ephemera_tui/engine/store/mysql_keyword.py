@@ -25,7 +25,7 @@ from sqlalchemy import Connection, func, or_, select, text
 from sqlalchemy.dialects.mysql import match as mysql_match
 
 from ..ranking import bm25_rescore, stem_word, stems
-from .keyword import escape_like
+from .keyword import escape_like, within_budget
 from .tables import FRAGMENTS
 
 MIN_TOKEN = 3  # innodb_ft_min_token_size's default: shorter words are not indexed
@@ -133,9 +133,19 @@ def _doc_freqs(conn: Connection, stems_: Sequence[str], corpus: _Corpus, db: str
 
 
 def mysql_keyword(
-    conn: Connection, words: list[str], conds: list[Any], limit: int, db: str = ""
+    conn: Connection,
+    words: list[str],
+    conds: list[Any],
+    limit: int,
+    budget: int | None = None,
+    db: str = "",
 ) -> list[tuple[int, float]]:
-    """Memories matching any of ``words`` and passing ``conds``, best BM25 first."""
+    """Memories matching any of ``words`` and passing ``conds``, best BM25 first. Past
+    ``budget`` postings the commonest words are left out, as on SQLite."""
+    corpus = _corpus(conn, db)
+    freqs = _doc_freqs(conn, list(dict.fromkeys(stem_word(w) for w in words)), corpus, db)
+    if budget:
+        words, _ = within_budget(words, {w: freqs[stem_word(w)] for w in words}, budget)
     long_words = [w for w in words if len(w) >= MIN_TOKEN]
     short_words = [w for w in words if len(w) < MIN_TOKEN]
     recall = limit * RECALL_FACTOR
@@ -161,8 +171,6 @@ def mysql_keyword(
         found.update((int(r.id), r.content) for r in conn.execute(query))
     if not found:
         return []
-    corpus = _corpus(conn, db)
-    freqs = _doc_freqs(conn, list(dict.fromkeys(stem_word(w) for w in words)), corpus, db)
     total = max(corpus.total, len(found))
     scored = bm25_rescore(words, list(found.items()), freqs, total, corpus.mean_length)
     return [(pid, score) for pid, score in scored if score > 0][:limit]

@@ -581,7 +581,7 @@ class SqlStore:
         conds = self.filter_conditions(flt)
         if self.is_mysql:
             db = str(self.engine.url)
-            return self._routed(lambda conn: mysql_keyword(conn, words, conds, limit, db))
+            return self._routed(lambda conn: mysql_keyword(conn, words, conds, limit, budget, db))
         with self.read() as conn:
             return sqlite_keyword(conn, words, conds, limit, budget, str(self.engine.url))
 

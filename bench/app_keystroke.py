@@ -1,0 +1,129 @@
+"""Keystroke to hybrid results in the app, at 100k memories (embedded default, real model).
+
+The corpus is ``bench/latency.py``'s (real LoCoMo turns and their real embeddings, perturbed).
+The app runs headless (Textual's test driver) on that data directory with the real model and
+no embedding cache, as a user would open it. Each LoCoMo question is typed into the search box
+one key at a time, ``--gap-ms`` apart (a quick typist); for every key the time from the press
+to the moment the search screen holds that prefix's final hybrid results is recorded
+(first results on the way are counted separately). The app's upkeep cannot start an
+index build meanwhile (``index_threshold = 0``); with ``--optimize`` the HNSW index is built
+before the app opens.
+
+    /work/venv/bin/python bench/app_keystroke.py [--size 100000] [--queries 30] [--gap-ms 150]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import base_parser, make_engine, percentile, settings_overrides, table, temp_dir
+from latency import build_corpus, corpus_inputs
+
+from ephemera_tui.engine import Engine, Settings
+from ephemera_tui.engine.embedder import CachedEmbedder
+
+
+async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) -> dict[str, Any]:
+    """Type every query into the app; per key, seconds to the keyword and hybrid results."""
+    from textual.widgets import Input
+
+    first: list[float] = []
+    final: list[float] = []
+    late = 0
+    async with app.run_test(size=(120, 40)) as pilot:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # wait for the engine and the vector store
+            engine = app.engine
+            if engine is not None and engine.vector_status == "ok":
+                break
+            await asyncio.sleep(0.05)
+        await pilot.pause(0.5)
+        screen = app.screen
+        box = screen.query_one("#query", Input)
+        for query in queries:
+            box.value = ""
+            await pilot.pause(0.3)
+            for n in range(1, len(query) + 1):
+                prefix = query[:n]
+                mark = time.perf_counter()
+                # The key as the input applies it (pilot.press would wait for the app to be
+                # idle, screen refresh included, before the clock could look).
+                box.insert_text_at_cursor(query[n - 1])
+                seen_first = False
+                while True:
+                    found = getattr(screen, "found", None)
+                    now = time.perf_counter()
+                    if found is not None and found.query == prefix:
+                        if not seen_first:
+                            first.append(now - mark)
+                            seen_first = True
+                        if found.final:
+                            final.append(now - mark)
+                            break
+                    if now - mark > timeout_s:
+                        late += 1
+                        break
+                    await asyncio.sleep(0.0005)
+                rest = gap_s - (time.perf_counter() - mark)
+                if rest > 0:
+                    await asyncio.sleep(rest)
+    return {"first": first, "final": final, "late": late}
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--gap-ms", type=float, default=150.0)
+    parser.add_argument("--optimize", action="store_true", help="build the HNSW index first")
+    args = parser.parse_args()
+    overrides = settings_overrides(args.set) | {"index_threshold": 0, "service": "off"}
+    precision = Settings(**overrides).query_precision
+    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(
+        args.data, args.no_cache, precision
+    )
+    queries = [questions[(i * 37) % len(questions)] for i in range(args.queries)]
+    with temp_dir("keystroke") as tmp:
+        data = Path(tmp)
+        engine = make_engine(data, overrides, doc_embedder)
+        build_s = build_corpus(engine, turns, turn_vectors, args.size)
+        if args.optimize:
+            from ephemera_tui.engine.vectors.index import build_index
+
+            build_index(engine)
+        engine.close()
+        gc.collect()
+        settings = Settings(data_dir=data, **overrides)
+        from ephemera_tui.app.app import EphemeraApp
+
+        def factory(chosen: Settings) -> Engine:
+            return Engine(chosen, embedder=CachedEmbedder(model, max_entries=0))
+
+        app = EphemeraApp(settings, engine_factory=factory, blink=False)
+        got = asyncio.run(drive(app, queries, args.gap_ms / 1000, 2.0))
+    load = os.getloadavg()[0]
+    rows = []
+    for label, values in (
+        ("first results", got["first"]),
+        ("hybrid results", got["final"]),
+    ):
+        ms = [v * 1000 for v in values]
+        rows.append([label, len(ms), percentile(ms, 50), percentile(ms, 95), max(ms), load])
+    print(
+        f"\n{args.size} memories (built in {build_s:.0f}s), {len(queries)} questions typed "
+        f"{args.gap_ms:g} ms a key; keys whose hybrid results took over 2 s: {got['late']}"
+    )
+    print(table(["keystroke to", "keys", "p50 ms", "p95 ms", "max ms", "load1"], rows))
+    if args.json:
+        print(json.dumps({"rows": rows, "late": got["late"], "size": args.size}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
