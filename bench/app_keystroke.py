@@ -31,6 +31,8 @@ from ephemera_tui.engine.embedder import CachedEmbedder
 
 async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) -> dict[str, Any]:
     """Type every query into the app; per key, seconds to the keyword and hybrid results."""
+    from textual import events
+    from textual.keys import _character_to_key
     from textual.widgets import Input
 
     first: list[float] = []
@@ -51,10 +53,11 @@ async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) ->
             await pilot.pause(0.3)
             for n in range(1, len(query) + 1):
                 prefix = query[:n]
+                char = query[n - 1]
                 mark = time.perf_counter()
-                # The key as the input applies it (pilot.press would wait for the app to be
-                # idle, screen refresh included, before the clock could look).
-                box.insert_text_at_cursor(query[n - 1])
+                # A real key event, posted without waiting (pilot.press would wait for the
+                # app to be idle, screen refresh included, before the clock could look).
+                app.post_message(events.Key(_character_to_key(char), char))
                 seen_first = False
                 while True:
                     found = getattr(screen, "found", None)
@@ -69,7 +72,7 @@ async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) ->
                     if now - mark > timeout_s:
                         late += 1
                         break
-                    await asyncio.sleep(0.0005)
+                    await asyncio.sleep(0.002)  # the UI loop's own, so not too often
                 rest = gap_s - (time.perf_counter() - mark)
                 if rest > 0:
                     await asyncio.sleep(rest)

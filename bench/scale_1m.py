@@ -7,27 +7,35 @@ by the real model at search time). ``--keep DIR`` builds into DIR and leaves it 
 later run with the same ``--keep DIR`` skips the build and only measures.
 
     /work/venv/bin/python bench/scale_1m.py [--count 1000000] [--keep /tmp/ephemera-1m]
+        [--database-url mysql+pymysql://root@127.0.0.1:3306]
+
+With ``--database-url`` the SQL side lives in a scratch database on that server (dropped
+afterwards); the vectors stay in the data dir.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import (
     REPO,
     base_parser,
     make_engine,
+    scratch_database,
     settings_overrides,
     table,
 )
 from latency import build_corpus, corpus_inputs, dir_mb, rss_mb, run_scenario
 
+from ephemera_tui.engine import Settings
 from ephemera_tui.engine.embedder import CachedEmbedder
 
 
@@ -37,12 +45,54 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=100, help="queries per scenario")
     parser.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this dir")
     args = parser.parse_args()
-    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(args.data, args.no_cache)
     overrides = settings_overrides(args.set)
+    precision = Settings(**overrides).query_precision
+    turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(
+        args.data, args.no_cache, precision
+    )
     data = args.keep or Path(tempfile.mkdtemp(prefix="ephemera-bench-1m-"))
     facts: dict[str, object] = {"memories": args.count}
+    with scratch_database(args.database_url) as url:
+        if url:
+            overrides["database_url"] = url
+            facts["backend"] = "mysql"
+        run(args, data, overrides, facts, turns, questions, turn_vectors, doc_embedder, model)
+    return 0
+
+
+def mysql_mb(url: str) -> int:
+    """Data and index size of the scratch database on the server, in MB."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
     try:
-        if not (data / "ephemera.db").exists():
+        with engine.connect() as conn:
+            size = conn.execute(
+                text(
+                    "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE()"
+                )
+            ).scalar()
+    finally:
+        engine.dispose()
+    return round(float(size or 0) / 1e6)
+
+
+def run(
+    args: Any,
+    data: Path,
+    overrides: dict[str, Any],
+    facts: dict[str, object],
+    *inputs: Any,
+) -> None:
+    """Build (unless kept), reopen, search and report; ``inputs`` as ``corpus_inputs`` gives."""
+    turns, questions, turn_vectors, doc_embedder, model = inputs
+    rows: list[list[Any]] = []
+    env = dict(os.environ)
+    if "database_url" in overrides:
+        env["EPHEMERA_DATABASE_URL"] = overrides["database_url"]
+    try:
+        if "database_url" in overrides or not (data / "ephemera.db").exists():
             engine = make_engine(data, overrides, doc_embedder)
             build_s = build_corpus(engine, turns, turn_vectors, args.count)
             facts["build_s"] = round(build_s, 1)
@@ -50,13 +100,14 @@ def main() -> int:
             facts["rss_after_build_mb"] = round(rss_mb())
             engine.close()
         facts["disk_mb"] = round(dir_mb(data))
+        if "database_url" in overrides:
+            facts["mysql_mb"] = mysql_mb(overrides["database_url"])
         mark = time.perf_counter()
         engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
         engine.vectors()
         facts["reopen_s"] = round(time.perf_counter() - mark, 2)
         engine.prepare_interactive()  # the query session, as the app does
         facts["count"] = engine.count()
-        rows = []
         try:
             for n in range(5):
                 engine.search(questions[n])
@@ -72,6 +123,7 @@ def main() -> int:
                         stats["p95"],
                         stats.get("vector_p50", 0.0),
                         stats.get("keyword_p50", 0.0),
+                        round(os.getloadavg()[0], 2),
                     ]
                 )
             facts["rss_after_search_mb"] = round(rss_mb())
@@ -84,6 +136,7 @@ def main() -> int:
             cwd=REPO,
             capture_output=True,
             text=True,
+            env=env,
         )
         facts["cli_stats_s"] = round(time.perf_counter() - mark, 2)
         if done.returncode != 0:
@@ -92,10 +145,9 @@ def main() -> int:
         if args.keep is None:
             shutil.rmtree(data, ignore_errors=True)
     print(" ".join(f"{k}={v}" for k, v in facts.items()))
-    print(table(["scenario", "p50 ms", "p95 ms", "vector p50", "keyword p50"], rows))
+    print(table(["scenario", "p50 ms", "p95 ms", "vector p50", "keyword p50", "load1"], rows))
     if args.json:
         print(json.dumps(facts))
-    return 0
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 from textual.worker import get_current_worker
 
@@ -32,6 +33,8 @@ PAGE = 50
 PLACEHOLDER = "Search: words, tag:x, after:yesterday · F1 keys · esc then q quits"
 
 
+LINKS_DELAY_S = 0.15
+"""How long the highlight rests on a hit before the preview looks up its links."""
 QUICK_PASS_MS = 30.0
 """Show keyword hits first while the hybrid search runs only when the last hybrid search took
 longer than this: a faster one is on screen before a first answer would have been drawn, and
@@ -114,6 +117,7 @@ class SearchScreen(JournalScreen):
         self._generation = 0
         self._paging = False
         self._hybrid_ms: float | None = None  # the last hybrid search's own time
+        self._links_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
         yield text_input(
@@ -292,7 +296,17 @@ class SearchScreen(JournalScreen):
             outgoing, incoming = engine.neighbours(memory.id)
             return Preview(memory, outgoing, incoming, loaded=True)
 
-        engine_call(self, job, self._links_loaded, group="preview")
+        def load() -> None:
+            current = self.results.current_hit
+            if current is not None and current.memory.id == memory.id:
+                engine_call(self, job, self._links_loaded, group="preview")
+
+        # The links wait until the highlight has rested a moment: finding the memories that
+        # link to this one reads every row's links, and while a query is typed each
+        # keystroke's first hit would otherwise start that read, competing with the search.
+        if self._links_timer is not None:
+            self._links_timer.stop()
+        self._links_timer = self.set_timer(LINKS_DELAY_S, load)
 
     def _links_loaded(self, preview: Preview) -> None:
         if self.preview is not None and self.preview.memory.id == preview.memory.id:
