@@ -28,8 +28,9 @@ from .base import JournalScreen
 if TYPE_CHECKING:
     from ...engine import Engine, Hit, Memory
 
-PAGE = 50
-"""Hits fetched at a time; more are fetched as the highlight nears the end."""
+PAGE = 30
+"""Hits fetched at a time (a tall terminal shows about 18); more are fetched as the highlight
+nears the end. Every hit listed is laid out when the list is filled, on each keystroke."""
 PLACEHOLDER = "Search: words, tag:x, after:yesterday · F1 keys · esc then q quits"
 
 
@@ -118,6 +119,7 @@ class SearchScreen(JournalScreen):
         self._paging = False
         self._hybrid_ms: float | None = None  # the last hybrid search's own time
         self._links_timer: Timer | None = None
+        self._bindings_state: tuple[object, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield text_input(
@@ -162,7 +164,7 @@ class SearchScreen(JournalScreen):
             self.journal.action_help()
             return
         self.query_text = event.value
-        self.refresh_bindings()  # escape: clear, or leave the box
+        self._update_bindings()  # escape: clear, or leave the box
         self.run_search(event.value)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -221,7 +223,17 @@ class SearchScreen(JournalScreen):
             self.results.empty_message(message)
         self._load_preview()
         self._show_count()
-        self.refresh_bindings()
+        self._update_bindings()
+
+    def _update_bindings(self) -> None:
+        """Refresh the footer's keys only when what :meth:`check_action` reads has changed:
+        each refresh rebuilds the footer, which while typing would cost every keystroke
+        two rebuilds on the UI thread."""
+        box = self.query_box
+        state = (self.focused is box, bool(box.value), self.current_memory is not None)
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
 
     def _show_count(self) -> None:
         found = self.found
