@@ -149,6 +149,8 @@ async def scroll_to_the_end(pilot, results: ResultList, rounds: int = 20) -> Non
 async def test_lists_page_past_fifty_with_real_counts(make_app, settings):
     from pilot_helpers import seed
 
+    from ephemera_tui.app.screens.search import PAGE
+
     seed(settings.data_dir, extra=130)
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -168,7 +170,7 @@ async def test_lists_page_past_fifty_with_real_counts(make_app, settings):
         # words: ranked, and paged by asking for more
         app.screen.query_one("#query", Input).value = "filler memory"
         await settle(pilot)
-        assert len(results.hits) == 50
+        assert len(results.hits) == PAGE
         await scroll_to_the_end(pilot, results)
         assert len(results.hits) > 100
         ids = [h.memory.id for h in results.hits]
