@@ -3,10 +3,11 @@
 InnoDB scores a match as term frequency times IDF squared, with no length normalisation and
 no stemming, so on its own it ranks long documents far below SQLite's FTS5 bm25 (SciFact
 nDCG@10 of the keyword side: 0.555 against 0.695). Here FULLTEXT only recalls: in boolean
-mode, each word and its light stem as a prefix (``reductions`` → ``reductions reduct*``), so
+mode, each word and its Porter stem as a prefix (``reductions`` → ``reductions reduct*``), so
 inflected forms match as they do under FTS5's porter tokenizer. The recalled rows are then
-scored with the same BM25 as FTS5 (``engine.ranking.bm25_rescore``). Words under InnoDB's
-minimum token size (3) are matched with LIKE and join the same re-scoring.
+scored with FTS5's BM25 over the same stems (``engine.ranking.bm25_rescore``). Words under
+InnoDB's minimum token size (3) are matched with LIKE and join the same re-scoring, and the
+same postings budget as on SQLite leaves the commonest words out.
 
 BM25 needs each stem's document frequency, the number of memories and their mean length.
 Counts come from FULLTEXT itself and are cached for a few minutes per database: they only
@@ -94,10 +95,11 @@ def _newest_rows(conn: Connection) -> list[str]:
 
 def _corpus(conn: Connection, db: str) -> _Corpus:
     """The table's size and mean length (in stemmed words, over the newest rows): cached, and
-    counted again once the table has grown by a tenth (or 50 rows) since."""
+    counted again once the table has grown by a tenth (or 50 rows) since, or lost its newest
+    rows (a database emptied and filled again under the same URL)."""
     newest = int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
     cached: _Corpus | None = _STATS.get((db, "\x00corpus"))
-    if cached is not None and newest - cached.newest <= max(50, cached.total // 10):
+    if cached is not None and 0 <= newest - cached.newest <= max(50, cached.total // 10):
         return cached
     total = int(conn.execute(select(func.count()).select_from(FRAGMENTS)).scalar() or 0)
     lengths = [len(stems(content)) for content in _newest_rows(conn)]
@@ -174,8 +176,3 @@ def mysql_keyword(
     total = max(corpus.total, len(found))
     scored = bm25_rescore(words, list(found.items()), freqs, total, corpus.mean_length)
     return [(pid, score) for pid, score in scored if score > 0][:limit]
-
-
-def forget_stats() -> None:
-    """Drop the cached counts (tests that rebuild a database under the same URL)."""
-    _STATS.clear()
