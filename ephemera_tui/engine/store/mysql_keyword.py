@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, func, or_, select, text
@@ -31,17 +32,27 @@ from .tables import FRAGMENTS
 
 MIN_TOKEN = 3  # innodb_ft_min_token_size's default: shorter words are not indexed
 RECALL_FACTOR = 2  # rows recalled per row returned, for BM25 to re-rank
-SAMPLE_ROWS = 2000  # newest rows whose length gives the mean document length
+SAMPLE_ROWS = 2000  # newest rows that give the mean length and the common words' counts
+SAMPLE_MIN_HITS = 5  # a stem in this many sampled rows is counted from the sample
+LIKE_MAX = 100_000  # short words (not in the index) are matched by LIKE up to this many rows
 STATS_TTL_S = 300.0
 
 
 @dataclass(frozen=True)
 class _Corpus:
-    """What BM25 needs of the whole table, and the newest id when it was counted."""
+    """What BM25 needs of the whole table, and the newest id when it was counted. ``sampled``
+    holds, for each stem, how many of the newest ``sample_size`` rows contain it."""
 
     total: int
     mean_length: float
     newest: int
+    sample_size: int = 0
+    sampled: dict[str, int] = field(default_factory=dict, compare=False)
+
+    @property
+    def whole(self) -> bool:
+        """Whether the sample is the whole table (its counts are then exact)."""
+        return self.sample_size >= self.total
 
 
 class _TtlCache:
@@ -94,7 +105,7 @@ def _newest_rows(conn: Connection) -> list[str]:
 
 
 def _corpus(conn: Connection, db: str) -> _Corpus:
-    """The table's size and mean length (in stemmed words, over the newest rows): cached, and
+    """The table's size, and the newest rows' mean length and stem counts: cached, and
     counted again once the table has grown by a tenth (or 50 rows) since, or lost its newest
     rows (a database emptied and filled again under the same URL)."""
     newest = int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
@@ -102,23 +113,31 @@ def _corpus(conn: Connection, db: str) -> _Corpus:
     if cached is not None and 0 <= newest - cached.newest <= max(50, cached.total // 10):
         return cached
     total = int(conn.execute(select(func.count()).select_from(FRAGMENTS)).scalar() or 0)
-    lengths = [len(stems(content)) for content in _newest_rows(conn)]
-    corpus = _Corpus(total, sum(lengths) / len(lengths) if lengths else 0.0, newest)
+    sampled: Counter[str] = Counter()
+    words = 0
+    rows = _newest_rows(conn)
+    for content in rows:
+        tokens = stems(content)
+        words += len(tokens)
+        sampled.update(set(tokens))
+    mean = words / len(rows) if rows else 0.0
+    corpus = _Corpus(total, mean, newest, len(rows), dict(sampled))
     _STATS.put((db, "\x00corpus"), corpus)
     return corpus
 
 
 def _doc_freq(conn: Connection, stem: str, corpus: _Corpus) -> int:
-    """Memories holding a word that starts with ``stem`` (FULLTEXT, boolean mode); for a
-    stem shorter than the index's tokens, counted on the newest rows and scaled up."""
-    if len(stem) >= MIN_TOKEN:
-        query = text(
-            "SELECT COUNT(*) FROM memory_fragments WHERE MATCH(content) AGAINST(:q IN BOOLEAN MODE)"
-        )
-        return int(conn.execute(query, {"q": stem + "*"}).scalar() or 0)
-    rows = _newest_rows(conn)
-    hits = sum(1 for content in rows if stem in stems(content))
-    return round(hits * corpus.total / len(rows)) if rows else 0
+    """How many memories hold ``stem``. From the sample of newest rows when it is the whole
+    table or the stem is common there (scaled up; counting a common word with FULLTEXT walks
+    a long posting list: hundreds of ms at a million memories), else with FULLTEXT (a rare
+    word's postings are short): memories with a word starting with the stem."""
+    hits = corpus.sampled.get(stem, 0)
+    if corpus.whole or hits >= SAMPLE_MIN_HITS or len(stem) < MIN_TOKEN:
+        return round(hits * corpus.total / corpus.sample_size) if corpus.sample_size else 0
+    query = text(
+        "SELECT COUNT(*) FROM memory_fragments WHERE MATCH(content) AGAINST(:q IN BOOLEAN MODE)"
+    )
+    return int(conn.execute(query, {"q": stem + "*"}).scalar() or 0)
 
 
 def _doc_freqs(conn: Connection, stems_: Sequence[str], corpus: _Corpus, db: str) -> dict[str, int]:
@@ -146,19 +165,27 @@ def mysql_keyword(
     ``budget`` postings the commonest words are left out, as on SQLite."""
     corpus = _corpus(conn, db)
     freqs = _doc_freqs(conn, list(dict.fromkeys(stem_word(w) for w in words)), corpus, db)
+    newest_only = False
     if budget:
-        words, _ = within_budget(words, {w: freqs[stem_word(w)] for w in words}, budget)
+        by_word = {w: freqs[stem_word(w)] for w in words}
+        words, newest_only = within_budget(words, by_word, budget)
     long_words = [w for w in words if len(w) >= MIN_TOKEN]
-    short_words = [w for w in words if len(w) < MIN_TOKEN]
+    # Short words are not in the index: LIKE reads the table, so only while it is small.
+    short_words = [w for w in words if len(w) < MIN_TOKEN] if corpus.total <= LIKE_MAX else []
     recall = limit * RECALL_FACTOR
     found: dict[int, str] = {}
     if long_words:
         against = _boolean_query(long_words)
         relevance = mysql_match(FRAGMENTS.c.content, against=against).in_boolean_mode()
+        # Over budget even with the rarest word alone: its newest matches, as on SQLite
+        # (ordering by relevance would score every match first). Ties: newest first.
+        order = (
+            [FRAGMENTS.c.id.desc()] if newest_only else [relevance.desc(), FRAGMENTS.c.id.desc()]
+        )
         query = (
             select(FRAGMENTS.c.id, FRAGMENTS.c.content)
             .where(relevance > 0, *conds)
-            .order_by(relevance.desc(), FRAGMENTS.c.id.desc())  # ties: newest first
+            .order_by(*order)
             .limit(recall)
         )
         found.update((int(r.id), r.content) for r in conn.execute(query))
