@@ -34,6 +34,8 @@ MIN_TOKEN = 3  # innodb_ft_min_token_size's default: shorter words are not index
 RECALL_FACTOR = 2  # rows recalled per row returned, for BM25 to re-rank
 SAMPLE_ROWS = 2000  # newest rows that give the mean length and the common words' counts
 SAMPLE_MIN_HITS = 5  # a stem in this many sampled rows is counted from the sample
+COUNT_MAX = 200_000  # past this many memories, no word is counted with FULLTEXT
+NEWEST_SCAN = 50_000  # rows read, newest first, for the newest matches of a common word
 LIKE_MAX = 100_000  # short words (not in the index) are matched by LIKE up to this many rows
 STATS_TTL_S = 300.0
 
@@ -48,6 +50,7 @@ class _Corpus:
     newest: int
     sample_size: int = 0
     sampled: dict[str, int] = field(default_factory=dict, compare=False)
+    recent_floor: int = 0  # the id :data:`NEWEST_SCAN` rows down from the newest (0: fewer)
 
     @property
     def whole(self) -> bool:
@@ -106,12 +109,18 @@ def _newest_rows(conn: Connection) -> list[str]:
 
 def _corpus(conn: Connection, db: str) -> _Corpus:
     """The table's size, and the newest rows' mean length and stem counts: cached, and
-    counted again once the table has grown by a tenth (or 50 rows) since, or lost its newest
-    rows (a database emptied and filled again under the same URL)."""
-    newest = int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
+    counted again once a tenth (or 50) more rows have been added since, or the newest row
+    then is gone (a delete, or a database emptied and filled again under the same URL)."""
     cached: _Corpus | None = _STATS.get((db, "\x00corpus"))
-    if cached is not None and 0 <= newest - cached.newest <= max(50, cached.total // 10):
-        return cached
+    if cached is not None:
+        # Ids grow with time, not by one: count the rows past the newest one seen (a short
+        # range of the primary key), and whether that one is still there.
+        since = select(func.count()).where(FRAGMENTS.c.id > cached.newest)
+        added = int(conn.execute(since).scalar() or 0)
+        still = conn.execute(select(FRAGMENTS.c.id).where(FRAGMENTS.c.id == cached.newest))
+        if still.first() is not None and added <= max(50, cached.total // 10):
+            return cached
+    newest = int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
     total = int(conn.execute(select(func.count()).select_from(FRAGMENTS)).scalar() or 0)
     sampled: Counter[str] = Counter()
     words = 0
@@ -121,7 +130,10 @@ def _corpus(conn: Connection, db: str) -> _Corpus:
         words += len(tokens)
         sampled.update(set(tokens))
     mean = words / len(rows) if rows else 0.0
-    corpus = _Corpus(total, mean, newest, len(rows), dict(sampled))
+    floor_id = conn.execute(
+        select(FRAGMENTS.c.id).order_by(FRAGMENTS.c.id.desc()).offset(NEWEST_SCAN - 1).limit(1)
+    ).scalar()
+    corpus = _Corpus(total, mean, newest, len(rows), dict(sampled), int(floor_id or 0))
     _STATS.put((db, "\x00corpus"), corpus)
     return corpus
 
@@ -130,9 +142,12 @@ def _doc_freq(conn: Connection, stem: str, corpus: _Corpus) -> int:
     """How many memories hold ``stem``. From the sample of newest rows when it is the whole
     table or the stem is common there (scaled up; counting a common word with FULLTEXT walks
     a long posting list: hundreds of ms at a million memories), else with FULLTEXT (a rare
-    word's postings are short): memories with a word starting with the stem."""
+    word's postings are short): memories with a word starting with the stem. Past
+    :data:`COUNT_MAX` memories every count comes from the sample (InnoDB took up to 0.45 s
+    to count even a word found in fewer than 5 of the sampled rows, at a million)."""
     hits = corpus.sampled.get(stem, 0)
-    if corpus.whole or hits >= SAMPLE_MIN_HITS or len(stem) < MIN_TOKEN:
+    estimate = corpus.whole or hits >= SAMPLE_MIN_HITS or len(stem) < MIN_TOKEN
+    if estimate or corpus.total > COUNT_MAX:
         return round(hits * corpus.total / corpus.sample_size) if corpus.sample_size else 0
     query = text(
         "SELECT COUNT(*) FROM memory_fragments WHERE MATCH(content) AGAINST(:q IN BOOLEAN MODE)"
@@ -151,6 +166,24 @@ def _doc_freqs(conn: Connection, stems_: Sequence[str], corpus: _Corpus, db: str
             _STATS.put(key, found)
         out[stem] = int(found)
     return out
+
+
+def _newest_matches(
+    conn: Connection, words: Sequence[str], conds: list[Any], limit: int, corpus: _Corpus
+) -> list[tuple[int, str]]:
+    """Up to ``limit`` rows passing ``conds`` among the newest :data:`NEWEST_SCAN`, newest
+    first, that hold one of ``words`` or its stem (by LIKE, reading the primary key
+    backwards until enough are found; re-scoring drops rows where it is only part of a
+    longer word)."""
+    patterns = dict.fromkeys(p for w in words for p in (w, stem_word(w)))
+    likes = [FRAGMENTS.c.content.like(f"%{escape_like(p)}%", escape="\\") for p in patterns]
+    query = (
+        select(FRAGMENTS.c.id, FRAGMENTS.c.content)
+        .where(FRAGMENTS.c.id >= corpus.recent_floor, or_(*likes), *conds)
+        .order_by(FRAGMENTS.c.id.desc())
+        .limit(limit)
+    )
+    return [(int(r.id), r.content) for r in conn.execute(query)]
 
 
 def mysql_keyword(
@@ -174,22 +207,22 @@ def mysql_keyword(
     short_words = [w for w in words if len(w) < MIN_TOKEN] if corpus.total <= LIKE_MAX else []
     recall = limit * RECALL_FACTOR
     found: dict[int, str] = {}
-    if long_words:
+    if newest_only:
+        # Even the rarest word is over budget, so it is common: its newest matches, found by
+        # reading the newest rows (a common word turns up within a few thousand of them),
+        # as SQLite does; FULLTEXT would gather every match before it could sort by id.
+        found.update(_newest_matches(conn, words, conds, recall, corpus))
+    elif long_words:
         against = _boolean_query(long_words)
         relevance = mysql_match(FRAGMENTS.c.content, against=against).in_boolean_mode()
-        # Over budget even with the rarest word alone: its newest matches, as on SQLite
-        # (ordering by relevance would score every match first). Ties: newest first.
-        order = (
-            [FRAGMENTS.c.id.desc()] if newest_only else [relevance.desc(), FRAGMENTS.c.id.desc()]
-        )
         query = (
             select(FRAGMENTS.c.id, FRAGMENTS.c.content)
             .where(relevance > 0, *conds)
-            .order_by(*order)
+            .order_by(relevance.desc(), FRAGMENTS.c.id.desc())  # ties: newest first
             .limit(recall)
         )
         found.update((int(r.id), r.content) for r in conn.execute(query))
-    if short_words:
+    if short_words and not newest_only:
         likes = [FRAGMENTS.c.content.like(f"%{escape_like(w)}%", escape="\\") for w in short_words]
         query = (
             select(FRAGMENTS.c.id, FRAGMENTS.c.content)
