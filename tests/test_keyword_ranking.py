@@ -44,3 +44,11 @@ def test_short_words_join_the_ranking(engine: Engine) -> None:
     engine.add(Draft("an ai talk at the meetup"))
     engine.add(Draft("the meetup was long"))
     assert keyword(engine, "ai", "meetup")[0] == "an ai talk at the meetup"
+
+
+def test_a_word_over_the_budget_gives_its_newest_matches(engine: Engine) -> None:
+    ids = [engine.add(Draft(f"coffee with the team, day {i}")).id for i in range(30)]
+    engine.add(Draft("tea in the garden"))
+    found = engine.store.keyword_search(["coffee"], SearchFilter(), 5, budget=3)
+    assert len(found) == 5
+    assert {pid for pid, _ in found} <= set(ids[-10:])  # among the newest, never the oldest
