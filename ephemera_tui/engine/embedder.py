@@ -165,16 +165,8 @@ class FastEmbedder:
         path = query_model.build(self._int8_folder)
         if path is None:
             return None
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
         try:
-            session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
+            session = _one_thread_session(path)
         except Exception:  # noqa: BLE001 - onnxruntime raises its own exception types
             return None
         return _DirectQuery.build(self._query_model, session=session)
@@ -305,6 +297,18 @@ class _DirectQuery:
         return np.asarray(vector, dtype=np.float32)
 
 
+def _one_thread_session(path: Path) -> Any:
+    """An ONNX Runtime CPU session of ``path`` on one thread, fully optimised (raises what
+    onnxruntime raises)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+
+
 class ModelDir:
     """A model folder on disk as fastembed will load it: an assembled folder under the cache
     directory (links to the user's files, plus a ``tokenizer_config.json`` where the folder
@@ -370,14 +374,7 @@ def _dim_of(onnx_file: Path, source: Path) -> int:
     if isinstance(hidden, int) and hidden > 0:
         return hidden
     try:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        session = ort.InferenceSession(
-            str(onnx_file), sess_options=options, providers=["CPUExecutionProvider"]
-        )
-        last = session.get_outputs()[0].shape[-1]
+        last = _one_thread_session(onnx_file).get_outputs()[0].shape[-1]
     except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
         raise EmbeddingError(f"cannot load {onnx_file}: {exc}") from None
     if isinstance(last, int) and last > 0:

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,21 +44,17 @@ def build(folder: Path) -> Path | None:
     except (OSError, ValueError):
         pass
     try:
-        weights = _float_graph(source, folder / "model-query-float.onnx")
-        if weights is None:
+        folded = _float_graph(source)
+        if folded is None:
             return None
+        model, weights = folded
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
         partial = folder / (FILE + ".part")
         quiet = _Quiet()
         logging.getLogger().addFilter(quiet)  # the quantiser warns on the root logger
         try:
-            quantize_dynamic(
-                str(folder / "model-query-float.onnx"),
-                str(partial),
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-            )
+            quantize_dynamic(model, str(partial), weight_type=QuantType.QInt8, per_channel=True)
         finally:
             logging.getLogger().removeFilter(quiet)
         if not _same_weights(weights, partial):
@@ -70,8 +67,6 @@ def build(folder: Path) -> Path | None:
     except Exception as exc:  # noqa: BLE001 - onnx and onnxruntime raise their own types
         log.warning("query model not built (queries use the float path): %s", exc)
         return None
-    finally:
-        (folder / "model-query-float.onnx").unlink(missing_ok=True)
 
 
 class _Quiet(logging.Filter):
@@ -88,10 +83,10 @@ def _size(path: Path) -> int:
         return -1
 
 
-def _float_graph(source: Path, target: Path) -> dict[str, tuple[np.ndarray, np.ndarray]] | None:
-    """Write ``source`` with each ``Mul(Cast(int8 W), scale)`` replaced by its float32 value
-    (what ONNX Runtime folds it into anyway); returns the int8 weights and scales by the
-    folded tensor's name, or None when the graph has none."""
+def _float_graph(source: Path) -> tuple[Any, dict[str, tuple[np.ndarray, np.ndarray]]] | None:
+    """``source`` in memory with each ``Mul(Cast(int8 W), scale)`` replaced by its float32
+    value (what ONNX Runtime folds it into anyway), and the int8 weights and scales by the
+    folded tensor's name; None when the graph has none."""
     import onnx
     from onnx import numpy_helper
 
@@ -126,8 +121,7 @@ def _float_graph(source: Path, target: Path) -> dict[str, tuple[np.ndarray, np.n
     still = [t for t in graph.initializer if t.name in used]
     del graph.initializer[:]
     graph.initializer.extend(still)
-    onnx.save(model, str(target))
-    return folded
+    return model, folded
 
 
 def _same_weights(folded: dict[str, tuple[np.ndarray, np.ndarray]], quantised: Path) -> bool:

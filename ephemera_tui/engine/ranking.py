@@ -16,20 +16,26 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-
-import snowballstemmer
+from typing import Any
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_PORTER = snowballstemmer.stemmer("porter")
 _PORTER_LOCK = threading.Lock()  # a Snowball stemmer keeps its state between calls
+
+
+@lru_cache(maxsize=1)
+def _porter() -> Any:
+    import snowballstemmer  # ~20 ms (it loads every language): only once something is stemmed
+
+    return snowballstemmer.stemmer("porter")
 
 
 @lru_cache(maxsize=65536)
 def stem_word(word: str) -> str:
     """The Porter stem of one lower-case word (the algorithm of FTS5's porter tokenizer), so
     both backends join the same word forms: ``painted``, ``paints`` → ``paint``."""
+    stemmer = _porter()
     with _PORTER_LOCK:
-        return str(_PORTER.stemWord(word))
+        return str(stemmer.stemWord(word))
 
 
 def stems(text: str) -> list[str]:

@@ -10,8 +10,9 @@ InnoDB's minimum token size (3) are matched with LIKE and join the same re-scori
 same postings budget as on SQLite leaves the commonest words out.
 
 BM25 needs each stem's document frequency, the number of memories and their mean length.
-Counts come from FULLTEXT itself and are cached for a few minutes per database: they only
-weigh words against each other, so a little staleness does not change a ranking.
+They come from a sample of the newest rows (and FULLTEXT counts for words rare in it) and are
+cached for a few minutes per database: they only weigh words against each other, so a little
+staleness does not change a ranking.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select, text
+from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.dialects.mysql import match as mysql_match
 
 from ..ranking import bm25_rescore, stem_word, stems
@@ -80,10 +81,6 @@ class _TtlCache:
                 self._items.clear()
             self._items[key] = (time.monotonic(), value)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-
 
 _STATS = _TtlCache()
 
@@ -101,10 +98,8 @@ def _boolean_query(words: Sequence[str]) -> str:
 
 
 def _newest_rows(conn: Connection) -> list[str]:
-    sample = (
-        select(FRAGMENTS.c.content).order_by(FRAGMENTS.c.id.desc()).limit(SAMPLE_ROWS).subquery()
-    )
-    return [content for (content,) in conn.execute(select(sample.c.content))]
+    query = select(FRAGMENTS.c.content).order_by(FRAGMENTS.c.id.desc()).limit(SAMPLE_ROWS)
+    return [content for (content,) in conn.execute(query)]
 
 
 def _corpus(conn: Connection, db: str) -> _Corpus:
@@ -113,12 +108,13 @@ def _corpus(conn: Connection, db: str) -> _Corpus:
     then is gone (a delete, or a database emptied and filled again under the same URL)."""
     cached: _Corpus | None = _STATS.get((db, "\x00corpus"))
     if cached is not None:
-        # Ids grow with time, not by one: count the rows past the newest one seen (a short
-        # range of the primary key), and whether that one is still there.
-        since = select(func.count()).where(FRAGMENTS.c.id > cached.newest)
-        added = int(conn.execute(since).scalar() or 0)
-        still = conn.execute(select(FRAGMENTS.c.id).where(FRAGMENTS.c.id == cached.newest))
-        if still.first() is not None and added <= max(50, cached.total // 10):
+        # Ids grow with time, not by one: count the rows from the newest one seen on (a
+        # short range of the primary key); the smallest id there says whether it is still in.
+        since = select(func.count(), func.min(FRAGMENTS.c.id)).where(
+            FRAGMENTS.c.id >= cached.newest
+        )
+        rows, first = conn.execute(since).one()
+        if first == cached.newest and rows - 1 <= max(50, cached.total // 10):
             return cached
     newest = int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
     total = int(conn.execute(select(func.count()).select_from(FRAGMENTS)).scalar() or 0)
@@ -149,10 +145,8 @@ def _doc_freq(conn: Connection, stem: str, corpus: _Corpus) -> int:
     estimate = corpus.whole or hits >= SAMPLE_MIN_HITS or len(stem) < MIN_TOKEN
     if estimate or corpus.total > COUNT_MAX:
         return round(hits * corpus.total / corpus.sample_size) if corpus.sample_size else 0
-    query = text(
-        "SELECT COUNT(*) FROM memory_fragments WHERE MATCH(content) AGAINST(:q IN BOOLEAN MODE)"
-    )
-    return int(conn.execute(query, {"q": stem + "*"}).scalar() or 0)
+    matches = mysql_match(FRAGMENTS.c.content, against=stem + "*").in_boolean_mode()
+    return int(conn.execute(select(func.count()).where(matches)).scalar() or 0)
 
 
 def _doc_freqs(conn: Connection, stems_: Sequence[str], corpus: _Corpus, db: str) -> dict[str, int]:
@@ -168,18 +162,16 @@ def _doc_freqs(conn: Connection, stems_: Sequence[str], corpus: _Corpus, db: str
     return out
 
 
-def _newest_matches(
-    conn: Connection, words: Sequence[str], conds: list[Any], limit: int, corpus: _Corpus
+def _like_matches(
+    conn: Connection, patterns: Sequence[str], conds: list[Any], limit: int, floor: int = 0
 ) -> list[tuple[int, str]]:
-    """Up to ``limit`` rows passing ``conds`` among the newest :data:`NEWEST_SCAN`, newest
-    first, that hold one of ``words`` or its stem (by LIKE, reading the primary key
-    backwards until enough are found; re-scoring drops rows where it is only part of a
-    longer word)."""
-    patterns = dict.fromkeys(p for w in words for p in (w, stem_word(w)))
+    """Up to ``limit`` rows passing ``conds`` with an id of at least ``floor``, newest first,
+    that hold one of ``patterns`` anywhere (LIKE reads the primary key backwards until enough
+    are found; re-scoring drops rows where a pattern is only part of a longer word)."""
     likes = [FRAGMENTS.c.content.like(f"%{escape_like(p)}%", escape="\\") for p in patterns]
     query = (
         select(FRAGMENTS.c.id, FRAGMENTS.c.content)
-        .where(FRAGMENTS.c.id >= corpus.recent_floor, or_(*likes), *conds)
+        .where(FRAGMENTS.c.id >= floor, or_(*likes), *conds)
         .order_by(FRAGMENTS.c.id.desc())
         .limit(limit)
     )
@@ -208,10 +200,12 @@ def mysql_keyword(
     recall = limit * RECALL_FACTOR
     found: dict[int, str] = {}
     if newest_only:
-        # Even the rarest word is over budget, so it is common: its newest matches, found by
-        # reading the newest rows (a common word turns up within a few thousand of them),
-        # as SQLite does; FULLTEXT would gather every match before it could sort by id.
-        found.update(_newest_matches(conn, words, conds, recall, corpus))
+        # Even the rarest word is over budget, so it is common: its newest matches (word or
+        # stem) among the newest NEWEST_SCAN rows, as SQLite does; a common word turns up
+        # within a few thousand rows, and FULLTEXT would gather every match before it could
+        # sort by id.
+        patterns = list(dict.fromkeys(p for w in words for p in (w, stem_word(w))))
+        found.update(_like_matches(conn, patterns, conds, recall, corpus.recent_floor))
     elif long_words:
         against = _boolean_query(long_words)
         relevance = mysql_match(FRAGMENTS.c.content, against=against).in_boolean_mode()
@@ -223,14 +217,7 @@ def mysql_keyword(
         )
         found.update((int(r.id), r.content) for r in conn.execute(query))
     if short_words and not newest_only:
-        likes = [FRAGMENTS.c.content.like(f"%{escape_like(w)}%", escape="\\") for w in short_words]
-        query = (
-            select(FRAGMENTS.c.id, FRAGMENTS.c.content)
-            .where(or_(*likes), *conds)
-            .order_by(FRAGMENTS.c.id.desc())
-            .limit(recall)
-        )
-        found.update((int(r.id), r.content) for r in conn.execute(query))
+        found.update(_like_matches(conn, short_words, conds, recall))
     if not found:
         return []
     total = max(corpus.total, len(found))
