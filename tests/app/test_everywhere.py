@@ -223,10 +223,17 @@ async def test_status_line_says_why_search_is_keyword_only(make_app, seeded):
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await ready(pilot)
-        app.vector_state = (
+        reason = (
             "vector store /very/long/path/to/the/data/dir/vectors/ephemera_memory_vectors is "
             "open in another process (an open app or worker); it will index new memories"
         )
-        await pilot.pause()
-        line = str(app.screen.query_one(StatusLine).render())
+        # The app's own upkeep tick sets vector_state from the engine (here: open, so "");
+        # one landing between the assignment and the repaint would undo it, so set it again.
+        line = ""
+        for _ in range(20):
+            app.vector_state = reason
+            await pilot.pause()
+            line = str(app.screen.query_one(StatusLine).render())
+            if app.vector_state == reason:
+                break
         assert "keyword only: open in another process" in line
