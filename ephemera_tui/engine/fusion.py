@@ -39,33 +39,42 @@ def fuse(
     semantic_weight: float = 0.5,
     method: str = "rrf",
     rrf_k: int = 60,
+    limit: int | None = None,
 ) -> list[Fused]:
-    """Combine two best-first rankings.
+    """Combine two best-first rankings; the best ``limit`` (all without one).
 
     ``rrf``: weighted reciprocal rank, ``w/(k+rank)``. ``score``: weighted sum of scores scaled
     to 0..1 within each list (min-max), so a clear winner on one side keeps its lead.
     Ranks are 1-based. Ties keep the semantic side's order, then the keyword side's.
     """
+    ws, wk = semantic_weight, 1.0 - semantic_weight
+    # Scores first, records only for the hits kept: this runs on every search, with a few
+    # hundred candidates a side and 20 hits wanted.
+    if method == "rrf":
+        sem_parts = [ws / (rrf_k + rank) for rank in range(1, len(semantic) + 1)]
+        kw_parts = [wk / (rrf_k + rank) for rank in range(1, len(keyword) + 1)]
+    else:
+        sem_parts = [ws * s for s in _minmax([s for _, s in semantic])]
+        kw_parts = [wk * s for s in _minmax([s for _, s in keyword])]
+    totals: dict[int, float] = {}
+    for (pid, _), part in zip(semantic, sem_parts, strict=True):
+        totals[pid] = part
+    for (pid, _), part in zip(keyword, kw_parts, strict=True):
+        totals[pid] = totals.get(pid, 0.0) + part
+    best = sorted(totals, key=totals.__getitem__, reverse=True)  # stable: ties keep order
+    if limit is not None:
+        best = best[:limit]
     sem = {pid: (rank, score) for rank, (pid, score) in enumerate(semantic, start=1)}
     kw = {pid: (rank, score) for rank, (pid, score) in enumerate(keyword, start=1)}
-    ws, wk = semantic_weight, 1.0 - semantic_weight
-    sem_norm = _minmax([s for _, s in semantic])
-    kw_norm = _minmax([s for _, s in keyword])
-    out: list[Fused] = []
-    for pid in dict.fromkeys([p for p, _ in semantic] + [p for p, _ in keyword]):
-        s_rank, s_score = sem.get(pid, (None, None))
-        k_rank, k_score = kw.get(pid, (None, None))
-        if method == "rrf":
-            total = (ws / (rrf_k + s_rank) if s_rank else 0.0) + (
-                wk / (rrf_k + k_rank) if k_rank else 0.0
-            )
-        else:
-            total = (ws * sem_norm[s_rank - 1] if s_rank else 0.0) + (
-                wk * kw_norm[k_rank - 1] if k_rank else 0.0
-            )
-        out.append(Fused(pid, total, s_score, s_rank, k_score, k_rank))
-    out.sort(key=lambda f: -f.score)
-    return out
+    none: tuple[None, None] = (None, None)
+    return [
+        Fused(pid, totals[pid], *_swap(sem.get(pid, none)), *_swap(kw.get(pid, none)))
+        for pid in best
+    ]
+
+
+def _swap(rank_score: tuple[int | None, float | None]) -> tuple[float | None, int | None]:
+    return rank_score[1], rank_score[0]
 
 
 def _minmax(scores: list[float]) -> list[float]:

@@ -83,12 +83,16 @@ class HybridSearch:
             timings["keyword"] = _ms(keyword_started)
             return found
 
+        def keyword_and_pending() -> tuple[list[tuple[int, float]], int]:
+            return keyword_side(), self.store.pending_count()
+
         semantic: list[tuple[int, float]] = []
         vectors = None if keyword_only else self.vectors.get()
-        pending = self.store.pending_count() if vectors is not None else 0
-        # With a vector side, the keyword side runs meanwhile on a worker thread.
-        keyword_future = in_background(keyword_side) if vectors is not None else None
-        keyword = keyword_side() if keyword_future is None else []
+        # With a vector side, the keyword side (and the outbox count, which says whether the
+        # payload filter can be trusted) runs meanwhile on a worker thread.
+        background = in_background(keyword_and_pending) if vectors is not None else None
+        keyword = keyword_side() if background is None else []
+        pending = 0
         if vectors is not None:
             try:
                 mark = time.perf_counter()
@@ -97,18 +101,18 @@ class HybridSearch:
                 mark = time.perf_counter()
                 semantic = vectors.search(query_vector, candidates, flt.payload_part)
                 timings["vector"] = _ms(mark)
-                # The payload filter is exact once the outbox is drained; phrases, and payloads
-                # of memories still waiting there, are checked in SQL.
-                if semantic and (flt.needs_sql_check or pending):
-                    allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
-                    semantic = [(pid, s) for pid, s in semantic if pid in allowed]
             except (VectorStoreError, EmbeddingError) as exc:
                 self.metrics.error("vector_search")
                 notices.append(f"keyword results only: {exc}")
         elif not keyword_only:
             notices.append(f"keyword results only: {self.vectors.status}")
-        if keyword_future is not None:
-            keyword = keyword_future.result()
+        if background is not None:
+            keyword, pending = background.result()
+        # The payload filter is exact once the outbox is drained; phrases, and payloads of
+        # memories still waiting there, are checked in SQL.
+        if semantic and (flt.needs_sql_check or pending):
+            allowed = self.store.filter_ids([pid for pid, _ in semantic], flt)
+            semantic = [(pid, s) for pid, s in semantic if pid in allowed]
         if pending and vectors is not None:
             noun = "memory is" if pending == 1 else "memories are"
             notices.append(f"{pending} {noun} not yet searchable by meaning")
@@ -119,7 +123,8 @@ class HybridSearch:
             semantic_weight=self.settings.semantic_weight,
             method=self.settings.fusion,
             rrf_k=self.settings.rrf_k,
-        )[:limit]
+            limit=limit,
+        )
         memories = self.store.get_many([f.id for f in fused])
         timings["enrich"] = _ms(mark)
         hits = tuple(

@@ -9,6 +9,7 @@ migrating live in :mod:`.connection`, keyword search in :mod:`.keyword`, filter 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
 import time
@@ -63,7 +64,13 @@ class IdAllocator:
             return list(range(start, start + count))
 
 
-def _row_to_memory(row: Any) -> Memory:
+def _row_to_memory(row: Any, *, json_text: bool = False) -> Memory:
+    """A memory from a table row; ``json_text`` when the JSON columns are still text (read
+    with plain SQL, past the column types)."""
+    tags, associations = row.tags, row.associations
+    if json_text:
+        tags = json.loads(tags) if tags else None
+        associations = json.loads(associations) if associations else None
     return Memory(
         id=int(row.id),
         content=row.content,
@@ -71,9 +78,9 @@ def _row_to_memory(row: Any) -> Memory:
         source=row.source,
         importance=row.importance,
         confidence=row.confidence,
-        tags=tuple(row.tags or ()),
+        tags=tuple(tags or ()),
         notes=row.notes,
-        associations=tuple(int(a) for a in (row.associations or ())),
+        associations=tuple(int(a) for a in (associations or ())),
         revision=int(getattr(row, "revision", 1) or 1),
     )
 
@@ -98,6 +105,7 @@ class SqlStore:
         self.clock = clock
         self.engine = make_sql_engine(url)
         self.is_mysql = is_mysql(self.engine)
+        self._by_ids: dict[int, str] = {}
         self.ids = IdAllocator(clock)
         self.replicas: ReplicaSet | None = None
         try:
@@ -523,14 +531,28 @@ class SqlStore:
         """Fetch memories by id in one query per 500 ids (the enrichment step). With
         ``replica_ok`` (search results) a read replica may answer; the outbox, imports and
         edits read the primary."""
-        # Core rows, not ORM objects: this runs on every search, and building model
-        # instances costs more than the query (0.29 against 0.20 ms for 20 rows).
+        # Plain SQL text on the driver, not a Core select: this runs on every search, and
+        # building and caching a select cost five times the query itself (0.15 ms against
+        # 0.01 for 20 rows); the two JSON columns are decoded here instead.
         out: dict[int, Memory] = {}
         with self.read(replica_ok=replica_ok) as conn:
             for chunk in _chunks(list(dict.fromkeys(ids)), 500):
-                for row in conn.execute(select(FRAGMENTS).where(FRAGMENTS.c.id.in_(chunk))):
-                    out[int(row.id)] = _row_to_memory(row)
+                rows = conn.exec_driver_sql(self._by_ids_sql(len(chunk)), tuple(chunk))
+                for row in rows:
+                    out[int(row.id)] = _row_to_memory(row, json_text=True)
         return out
+
+    def _by_ids_sql(self, count: int) -> str:
+        """``SELECT <every column> FROM memory_fragments WHERE id IN (?, ...)`` for ``count``
+        ids, in the driver's own placeholder style (cached by count)."""
+        found = self._by_ids.get(count)
+        if found is None:
+            mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+            columns = ", ".join(c.name for c in FRAGMENTS.c)
+            marks = ", ".join([mark] * count)
+            found = f"SELECT {columns} FROM {FRAGMENTS.name} WHERE id IN ({marks})"
+            self._by_ids[count] = found
+        return found
 
     def get(self, memory_id: int) -> Memory:
         """One memory by id, through its model (from the primary)."""
