@@ -68,6 +68,52 @@ def test_mixed_and_non_ascii_case_in_sql(
     assert contents(engine.search(typed)) == {content}
 
 
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("tag:CaRoLiNe", 3),
+        ("tag:MCDONALD", 1),
+        ("tag:ÄRGER", 1),
+        ("-tag:caroline", 3),
+        ("tag:caroline -tag:mcdonald", 3),
+        ("tag:caroline source:diary", 1),
+    ],
+)
+def test_counts_of_tag_filters_ignore_case(
+    engine: Engine, journal: dict, typed: str, expected: int
+) -> None:
+    """Counts read the tags as a set (by index), pages probe each row's tags: both agree."""
+    flt = engine.parse(typed).filter
+    assert engine.count(flt) == expected
+    assert len(engine.browse(flt, limit=50)) == expected
+    assert sum(n for _, n in engine.activity("day", flt)) == expected
+
+
+def test_a_tag_count_is_found_by_index_on_sqlite(tmp_path: Path) -> None:
+    """A count of a tag filter must not probe the tags of every memory (40 ms at 100k).
+    (MariaDB compares tags under a case-insensitive collation and uses the plain index.)"""
+    from sqlalchemy import func, select
+
+    from ephemera_tui.engine import Settings
+    from ephemera_tui.engine.store.tables import FRAGMENTS
+
+    engine = Engine(Settings(data_dir=tmp_path / "data", embedding_model="fake-hash-384"))
+    try:
+        engine.add(Draft("walk with Caroline", tags=("Caroline",)))
+        flt = engine.parse("tag:caroline").filter
+        conds = engine.store.filter_conditions(flt, whole_set=True)
+        query = select(func.count()).select_from(FRAGMENTS).where(*conds)
+        sql = str(query.compile(engine.store.engine, compile_kwargs={"literal_binds": True}))
+        with engine.store.read() as conn:
+            rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
+            plan = " | ".join(str(r[-1]) for r in rows)
+        assert "idx_tag_folded" in plan, plan
+        assert "SCAN memory_fragments" not in plan, plan
+        assert engine.count(flt) == 1
+    finally:
+        engine.close()
+
+
 def test_tag_filter_on_the_semantic_side(engine: Engine, journal: dict) -> None:
     result = engine.search("tag:caroline river", limit=50)
     assert result.mode == "hybrid"

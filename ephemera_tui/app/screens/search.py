@@ -27,6 +27,7 @@ from .base import JournalScreen
 
 if TYPE_CHECKING:
     from ...engine import Engine, Hit, Memory
+    from ...engine.filters import SearchFilter
 
 PAGE = 30
 """Hits fetched at a time (a tall terminal shows about 18); more are fetched as the highlight
@@ -120,6 +121,7 @@ class SearchScreen(JournalScreen):
         self._hybrid_ms: float | None = None  # the last hybrid search's own time
         self._links_timer: Timer | None = None
         self._bindings_state: tuple[object, ...] = ()
+        self._count_memo: tuple[tuple[SearchFilter, int], int] | None = None
 
     def compose(self) -> ComposeResult:
         yield text_input(
@@ -193,13 +195,24 @@ class SearchScreen(JournalScreen):
             if not exhausted and result.mode in ("browse", "hybrid"):
                 # Without words the filter decides; with meaning, every memory the filter
                 # lets through is ranked, so the filter's count is how far the list goes.
-                total = engine.count(engine.parse(query).filter)
+                total = self._count(engine, engine.parse(query).filter)
             return Found(query, result.hits, total, exhausted, result.mode, result.notices)
 
         def done(found: Found) -> None:
             self._search_finished(found, keep, follow)
 
         engine_call(self, job, done, group="search", failed=self._search_failed)
+
+    def _count(self, engine: Engine, flt: SearchFilter) -> int:
+        """The filter's count, read again only when the filter or the journal changed: while
+        words are typed the filter stays, and a count can cost more than the search."""
+        seq = engine.latest_seq()
+        memo = self._count_memo
+        if memo is not None and memo[0] == (flt, seq):
+            return memo[1]
+        total = engine.count(flt)
+        self._count_memo = ((flt, seq), total)
+        return total
 
     def _search_finished(
         self, found: Found, keep: bool = False, follow: Memory | None = None

@@ -72,8 +72,12 @@ class ResultList(MemoryList):
 
     def select_memory(self, hits: Sequence[Hit], memory_id: int | None) -> bool:
         """Show ``hits`` and highlight ``memory_id`` (the first hit when absent); True if found."""
-        self.hits = tuple(hits)
-        self.set_options([self._option(h) for h in self.hits])
+        fresh = tuple(hits)
+        # The same hits again (a space typed, a refresh): keep the options, since laying out
+        # every option again is most of a keystroke's time on the UI thread.
+        if fresh != self.hits or self.option_count != len(fresh):
+            self.hits = fresh
+            self.set_options([self._option(h) for h in self.hits])
         if not self.hits:
             return False
         index = next((n for n, h in enumerate(self.hits) if h.memory.id == memory_id), None)

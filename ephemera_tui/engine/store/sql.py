@@ -568,14 +568,15 @@ class SqlStore:
         """Memories matching ``flt`` (all without one); ``replica_ok`` for the browse views'
         totals (a restore's emptiness check and backups read the primary)."""
         query = select(func.count()).select_from(FRAGMENTS)
-        conds = self.filter_conditions(flt) if flt else []
+        conds = self.filter_conditions(flt, whole_set=True) if flt else []
         if conds:
             query = query.where(*conds)
         return self._routed(lambda conn: int(conn.execute(query).scalar() or 0), replica_ok)
 
-    def filter_conditions(self, flt: SearchFilter) -> list[Any]:
-        """SQL conditions for a filter (see :func:`.conditions.filter_conditions`)."""
-        return filter_conditions(flt)
+    def filter_conditions(self, flt: SearchFilter, *, whole_set: bool = False) -> list[Any]:
+        """SQL conditions for a filter (see :func:`.conditions.filter_conditions`);
+        ``whole_set`` for counts over every match."""
+        return filter_conditions(flt, folds_case=self.is_mysql, whole_set=whole_set)
 
     def filter_ids(self, ids: Sequence[int], flt: SearchFilter) -> set[int]:
         """Which of ``ids`` pass the filter in SQL (vector hits are re-checked here)."""
@@ -629,7 +630,8 @@ class SqlStore:
     def position_before(self, created_at: int, flt: SearchFilter | None = None) -> int:
         """How many memories are newer than ``created_at`` (jump-to-date in the timeline)."""
         c = FRAGMENTS.c
-        conds = [c.created_at >= created_at] + (self.filter_conditions(flt) if flt else [])
+        conds = [c.created_at >= created_at]
+        conds += self.filter_conditions(flt, whole_set=True) if flt else []
         query = select(func.count()).where(*conds)
         return self._routed(lambda conn: int(conn.execute(query).scalar() or 0))
 
@@ -641,7 +643,7 @@ class SqlStore:
         local = c.created_at + utc_offset
         bucket = (local - (local % 86400) - utc_offset).label("bucket")
         query = select(bucket, func.count()).group_by(bucket).order_by(bucket)
-        conds = self.filter_conditions(flt) if flt else []
+        conds = self.filter_conditions(flt, whole_set=True) if flt else []
         if conds:
             query = query.where(*conds)
         return self._routed(lambda conn: [(int(r[0]), int(r[1])) for r in conn.execute(query)])
