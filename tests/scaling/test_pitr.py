@@ -48,6 +48,7 @@ def test_restore_until_a_moment_between_the_backup_and_later_writes(
         assert position["database"] == pair_db and position["gtid"]
         between = engine.add(Draft("written after the backup, before the moment"))
         engine.update(kept.id, Draft("edited after the backup", tags=("early", "edited")))
+        engine.link(between.id, kept.id)  # memory_links is rebuilt after the replay
         engine.delete(doomed.id)
         # Writes the replay must leave out: another database, and a non-backed-up table.
         primary.sql(
@@ -80,6 +81,7 @@ def test_restore_until_a_moment_between_the_backup_and_later_writes(
             assert late.id not in memories and doomed.id not in memories
             assert restored.store.get_meta("probe") is None  # ephemera_meta is not replayed
             assert restored.tags() == [("early", 1), ("edited", 1)]
+            assert [m.id for m in restored.neighbours(kept.id)[1]] == [between.id]
             check = restored.check()
             assert check.problems == 0 and check.pending == 0
             hits = restored.search("before the moment").hits

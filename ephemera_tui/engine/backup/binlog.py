@@ -426,6 +426,8 @@ def replay(
         if code != 0:
             last = (error.strip().splitlines() or [f"exit {code}"])[-1]
             raise BinlogError(f"{Path(tool).name} failed: {last}")
+    # memory_links is derived from the replayed associations, so it is rebuilt, not replayed.
+    engine.store.rebuild_links()
     return report
 
 

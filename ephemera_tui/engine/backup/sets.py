@@ -48,7 +48,7 @@ from ..domain import MEMORY_FIELDS
 from ..errors import EphemeraError, VectorStoreError
 from ..files import sha256_file
 from ..redact import redact
-from ..store import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
+from ..store import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS
 from ..vectors import VectorStore
 
 if TYPE_CHECKING:
@@ -776,6 +776,7 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
         for name, pending in rows.items():
             if pending:
                 conn.execute(insert(_table(name)), pending)
+        store.rebuild_links(conn)  # derived from the associations, so not in the set
         conn.execute(META.delete().where(META.c.key == "vector_model"))
         conn.execute(insert(META).values(key="vector_model", value=engine.embedder.name))
         conn.execute(insert(CHANGES).values(op="restore", at=int(engine.clock() * 1000)))
@@ -795,7 +796,7 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
 def _empty_target(engine: Engine) -> None:
     """Undo a restore that failed half-way: no memory, tag, outbox row or vector is left."""
     with contextlib.suppress(Exception), engine.store.write() as conn:
-        for table in (FRAGMENTS, TAGS, OUTBOX):
+        for table in (FRAGMENTS, TAGS, LINKS, OUTBOX):
             conn.execute(table.delete())
     with contextlib.suppress(Exception):
         vectors = engine.vectors()

@@ -15,11 +15,12 @@ from .connection import describe_url, make_sql_engine, migrate
 from .keyword import STOPWORDS
 from .meta import Lease, MetaKey
 from .sql import IdAllocator, OutboxItem, SqlStore
-from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS
+from .tables import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS
 
 __all__ = [
     "CHANGES",
     "FRAGMENTS",
+    "LINKS",
     "META",
     "OUTBOX",
     "STOPWORDS",

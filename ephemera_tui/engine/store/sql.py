@@ -31,7 +31,7 @@ from .connection import database_error, describe_url, is_mysql, make_sql_engine,
 from .keyword import sqlite_keyword
 from .mysql_keyword import mysql_keyword
 from .replicas import ReplicaSet, ReplicaState
-from .tables import CHANGES, FRAGMENTS, META, OUTBOX, TAGS, MemoryFragment, Meta
+from .tables import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS, MemoryFragment, Meta
 
 T = TypeVar("T")
 
@@ -62,6 +62,24 @@ class IdAllocator:
             start = max(now_ms, self._last + 1, floor)
             self._last = start + count - 1
             return list(range(start, start + count))
+
+
+def _insert_links(conn: Connection, links: Iterable[tuple[int, Sequence[int]]]) -> int:
+    """Rows of ``memory_links`` for (memory, its associations); how many were written."""
+    rows = [
+        {"memory_id": memory_id, "target_id": int(target)}
+        for memory_id, targets in links
+        for target in dict.fromkeys(int(t) for t in targets)
+    ]
+    for chunk in _chunks(rows, 1000):
+        conn.execute(insert(LINKS), chunk)
+    return len(rows)
+
+
+def _replace_links(conn: Connection, memory_id: int, targets: Sequence[int]) -> None:
+    """One memory's links, as its associations now say."""
+    conn.execute(delete(LINKS).where(LINKS.c.memory_id == memory_id))
+    _insert_links(conn, [(memory_id, targets)])
 
 
 def _row_to_memory(row: Any, *, json_text: bool = False) -> Memory:
@@ -258,6 +276,7 @@ class SqlStore:
                     tag_rows = [{"memory_id": r["id"], "tag": t} for r in rows for t in r["tags"]]
                     if tag_rows:
                         conn.execute(insert(TAGS), tag_rows)
+                    _insert_links(conn, [(r["id"], r["associations"]) for r in rows])
                     self._enqueue(
                         conn, [(r["id"], "upsert", content_hash(r["content"])) for r in rows]
                     )
@@ -304,6 +323,7 @@ class SqlStore:
                 conn.execute(
                     insert(TAGS), [{"memory_id": memory_id, "tag": t} for t in row["tags"]]
                 )
+            _replace_links(conn, memory_id, row["associations"])
             self._enqueue(conn, [(memory_id, "upsert", content_hash(row["content"]))])
             self._record(conn, [(memory_id, "update", row["revision"])])
         return _row_to_memory(_Row(row))
@@ -384,6 +404,10 @@ class SqlStore:
                     .values(associations=assoc, revision=FRAGMENTS.c.revision + 1)
                 )
                 changed.append((int(other.id), "link", None))
+            links = LINKS.c
+            conn.execute(
+                delete(LINKS).where(or_(links.memory_id == memory_id, links.target_id == memory_id))
+            )
             conn.execute(delete(TAGS).where(TAGS.c.memory_id == memory_id))
             conn.execute(delete(FRAGMENTS).where(FRAGMENTS.c.id == memory_id))
             self._enqueue(conn, [(memory_id, "delete", None)])
@@ -391,14 +415,32 @@ class SqlStore:
         return memory
 
     def _linking(self, conn: Connection, memory_id: int) -> list[Any]:
-        """Rows whose associations mention ``memory_id`` (JSON text search, then exact check)."""
-        pattern = f"%{memory_id}%"
+        """Rows (id, associations) of the memories that link to ``memory_id``, found through
+        ``memory_links`` by index, in id order."""
+        links = LINKS.c
+        return list(
+            conn.execute(
+                select(FRAGMENTS.c.id, FRAGMENTS.c.associations)
+                .join(LINKS, links.memory_id == FRAGMENTS.c.id)
+                .where(links.target_id == memory_id)
+                .order_by(FRAGMENTS.c.id)
+            )
+        )
+
+    def rebuild_links(self, conn: Connection | None = None) -> int:
+        """Fill ``memory_links`` again from every memory's associations (after a restore or a
+        binlog replay, which write ``memory_fragments`` alone); how many links there are."""
+        if conn is None:
+            with self.write() as own:
+                return self.rebuild_links(own)
+        conn.execute(delete(LINKS))
+        text_form = func.cast(FRAGMENTS.c.associations, Text())
         rows = conn.execute(
             select(FRAGMENTS.c.id, FRAGMENTS.c.associations).where(
-                func.cast(FRAGMENTS.c.associations, Text()).like(pattern)
+                FRAGMENTS.c.associations.is_not(None), text_form.not_in(["[]", "null"])
             )
         ).all()
-        return [r for r in rows if memory_id in {int(a) for a in (r.associations or [])}]
+        return _insert_links(conn, [(int(r.id), r.associations or []) for r in rows])
 
     def set_associations(self, memory_id: int, associations: Sequence[int]) -> Memory:
         """Replace one memory's links (metadata only: no re-embedding needed)."""
@@ -409,6 +451,7 @@ class SqlStore:
                 .where(FRAGMENTS.c.id == memory_id)
                 .values(associations=list(associations), revision=current.revision + 1)
             )
+            _replace_links(conn, memory_id, associations)
             self._record(conn, [(memory_id, "link", current.revision + 1)])
         return replace(current, associations=tuple(associations), revision=current.revision + 1)
 

@@ -61,6 +61,21 @@ class MemoryTag(SQLModel, table=True):
     tag: str = Field(sa_column=Column(String(100), primary_key=True))
 
 
+class MemoryLink(SQLModel, table=True):
+    """One row per (memory, memory it links to), kept in step with ``associations`` in the
+    same transaction: the links that point at a memory are found by index, not by reading
+    every row's associations. Derived data, so backups leave it out and a restore rebuilds it."""
+
+    __tablename__ = "memory_links"
+    __table_args__ = (
+        Index("idx_link_target", "target_id", "memory_id"),
+        {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"},
+    )
+
+    memory_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    target_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+
+
 class VectorOutbox(SQLModel, table=True):
     """A memory whose vector must be (re)written or deleted; cleared once the vector store agrees.
 
@@ -121,6 +136,7 @@ class Meta(SQLModel, table=True):
 _TABLES = SQLModel.metadata.tables
 FRAGMENTS: Table = _TABLES[MemoryFragment.__tablename__]
 TAGS: Table = _TABLES[MemoryTag.__tablename__]
+LINKS: Table = _TABLES[MemoryLink.__tablename__]
 OUTBOX: Table = _TABLES[VectorOutbox.__tablename__]
 META: Table = _TABLES[Meta.__tablename__]
 CHANGES: Table = _TABLES[MemoryChange.__tablename__]
