@@ -29,8 +29,11 @@ from ephemera_tui.engine import Engine, Settings
 from ephemera_tui.engine.embedder import CachedEmbedder
 
 
-async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) -> dict[str, Any]:
-    """Type every query into the app; per key, seconds to the keyword and hybrid results."""
+async def drive(
+    app: Any, queries: list[str], gap_s: float, timeout_s: float, prefix: str = ""
+) -> dict[str, Any]:
+    """Type every query into the app (after ``prefix``, already in the box); per key,
+    seconds to the keyword and hybrid results."""
     from textual import events
     from textual.keys import _character_to_key
     from textual.widgets import Input
@@ -49,10 +52,10 @@ async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) ->
         screen = app.screen
         box = screen.query_one("#query", Input)
         for query in queries:
-            box.value = ""
+            box.value = prefix
             await pilot.pause(0.3)
             for n in range(1, len(query) + 1):
-                prefix = query[:n]
+                typed = prefix + query[:n]
                 char = query[n - 1]
                 mark = time.perf_counter()
                 # A real key event, posted without waiting (pilot.press would wait for the
@@ -62,7 +65,7 @@ async def drive(app: Any, queries: list[str], gap_s: float, timeout_s: float) ->
                 while True:
                     found = getattr(screen, "found", None)
                     now = time.perf_counter()
-                    if found is not None and found.query == prefix:
+                    if found is not None and found.query == typed:
                         if not seen_first:
                             first.append(now - mark)
                             seen_first = True
@@ -85,6 +88,9 @@ def main() -> int:
     parser.add_argument("--queries", type=int, default=30)
     parser.add_argument("--gap-ms", type=float, default=150.0)
     parser.add_argument("--optimize", action="store_true", help="build the HNSW index first")
+    parser.add_argument(
+        "--prefix", default="", help='already in the box before each question, e.g. "tag:work "'
+    )
     args = parser.parse_args()
     overrides = settings_overrides(args.set) | {"index_threshold": 0, "service": "off"}
     precision = Settings(**overrides).query_precision
@@ -109,7 +115,7 @@ def main() -> int:
             return Engine(chosen, embedder=CachedEmbedder(model, max_entries=0))
 
         app = EphemeraApp(settings, engine_factory=factory, blink=False)
-        got = asyncio.run(drive(app, queries, args.gap_ms / 1000, 2.0))
+        got = asyncio.run(drive(app, queries, args.gap_ms / 1000, 2.0, args.prefix))
     load = os.getloadavg()[0]
     rows = []
     for label, values in (
@@ -120,7 +126,8 @@ def main() -> int:
         rows.append([label, len(ms), percentile(ms, 50), percentile(ms, 95), max(ms), load])
     print(
         f"\n{args.size} memories (built in {build_s:.0f}s), {len(queries)} questions typed "
-        f"{args.gap_ms:g} ms a key; keys whose hybrid results took over 2 s: {got['late']}"
+        f"{args.gap_ms:g} ms a key{f' after {args.prefix!r}' if args.prefix else ''}; "
+        f"keys whose hybrid results took over 2 s: {got['late']}"
     )
     print(table(["keystroke to", "keys", "p50 ms", "p95 ms", "max ms", "load1"], rows))
     if args.json:
