@@ -17,6 +17,7 @@ staleness does not change a ranking.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -69,11 +70,16 @@ class _TtlCache:
         self._lock = threading.Lock()
 
     def get(self, key: tuple[str, str]) -> Any:
+        found = self.get_aged(key)
+        if found is None or found[0] >= STATS_TTL_S:
+            return None
+        return found[1]
+
+    def get_aged(self, key: tuple[str, str]) -> tuple[float, Any] | None:
+        """(seconds since it was put, value), however old, or None."""
         with self._lock:
             hit = self._items.get(key)
-        if hit is None or time.monotonic() - hit[0] >= STATS_TTL_S:
-            return None
-        return hit[1]
+        return None if hit is None else (time.monotonic() - hit[0], hit[1])
 
     def put(self, key: tuple[str, str], value: Any) -> None:
         with self._lock:
@@ -102,20 +108,60 @@ def _newest_rows(conn: Connection) -> list[str]:
     return [content for (content,) in conn.execute(query)]
 
 
+_REFRESHING: set[str] = set()  # databases whose statistics a thread is counting again
+_REFRESH_LOCK = threading.Lock()
+
+
 def _corpus(conn: Connection, db: str) -> _Corpus:
     """The table's size, and the newest rows' mean length and stem counts: cached, and
-    counted again once a tenth (or 50) more rows have been added since, or the newest row
-    then is gone (a delete, or a database emptied and filled again under the same URL)."""
-    cached: _Corpus | None = _STATS.get((db, "\x00corpus"))
-    if cached is not None:
+    counted again once they are :data:`STATS_TTL_S` old or a tenth (or 50) more rows have
+    been added since, which happens on a thread while searches go on with the statistics
+    they have (a million rows take 0.3-0.4 s to count); at once, though, when there are none
+    yet or the newest row counted then is gone (a delete, or a database emptied and filled
+    again under the same URL: the id floor of the newest rows may no longer hold)."""
+    aged = _STATS.get_aged((db, "\x00corpus"))
+    if aged is not None:
+        age, cached = aged[0], _as_corpus(aged[1])
         # Ids grow with time, not by one: count the rows from the newest one seen on (a
         # short range of the primary key); the smallest id there says whether it is still in.
         since = select(func.count(), func.min(FRAGMENTS.c.id)).where(
             FRAGMENTS.c.id >= cached.newest
         )
         rows, first = conn.execute(since).one()
-        if first == cached.newest and rows - 1 <= max(50, cached.total // 10):
+        if first == cached.newest:
+            if age >= STATS_TTL_S or rows - 1 > max(50, cached.total // 10):
+                _refresh_later(conn, db)
             return cached
+    return _count_corpus(conn, db)
+
+
+def _refresh_later(conn: Connection, db: str) -> None:
+    """Count the statistics again on a thread of its own, with its own connection."""
+    with _REFRESH_LOCK:
+        if db in _REFRESHING:
+            return
+        _REFRESHING.add(db)
+    sql_engine = conn.engine
+
+    def refresh() -> None:
+        # On failure the old statistics stay, and the next search tries again.
+        try:
+            with contextlib.suppress(Exception), sql_engine.connect() as own:
+                _count_corpus(own, db)
+        finally:
+            with _REFRESH_LOCK:
+                _REFRESHING.discard(db)
+
+    threading.Thread(target=refresh, name="ephemera-keyword-stats", daemon=True).start()
+
+
+def _as_corpus(value: Any) -> _Corpus:
+    assert isinstance(value, _Corpus)
+    return value
+
+
+def _count_corpus(conn: Connection, db: str) -> _Corpus:
+    """Count the statistics :func:`_corpus` caches, and cache them."""
     newest = int(conn.execute(select(func.max(FRAGMENTS.c.id))).scalar() or 0)
     total = int(conn.execute(select(func.count()).select_from(FRAGMENTS)).scalar() or 0)
     sampled: Counter[str] = Counter()
