@@ -37,7 +37,7 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
         worker = Worker(engine, index_threshold=1000)
         started = worker.run_once()
         assert started.index is not None and "building the HNSW index of 8000" in started.index
-        assert worker.indexer.active and health(engine)["index_building"]
+        assert worker.indexer.active and health(engine).index_building
 
         # meanwhile: capture, edit, delete, and search by meaning in this process
         added = engine.add(Draft("a violet kite over the harbour during the build"))
@@ -65,7 +65,7 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
         assert engine.search("rewritten while building").hits[0].memory.id == first.id
         last = json.loads(engine.store.get_meta(LAST_BUILD_KEY) or "{}")
         assert last["replayed"] == 3 and last["points"] == 8000
-        assert not health(engine)["index_building"]
+        assert not health(engine).index_building
         assert not list(old_shard.parent.glob("*.build"))
 
         # the next build starts only once enough vectors are unindexed again

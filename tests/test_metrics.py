@@ -158,10 +158,10 @@ def test_failing_vector_store_raises_error_count(
     result = engine.search("coffee")
     assert result.mode == "hybrid" and result.notices  # answered by keyword, said so
     engine.add(Draft(content="written while the vector store is down"))
-    errors = collect(engine)["errors"]
+    errors = collect(engine).to_dict()["errors"]
     assert errors["vector_search"] == 1
     assert errors["vector_upsert"] == 1
-    assert collect(engine)["outbox"]["size"] == 1
+    assert collect(engine).to_dict()["outbox"]["size"] == 1
 
 
 def test_failing_database_counts_search_error(
@@ -173,21 +173,21 @@ def test_failing_database_counts_search_error(
     monkeypatch.setattr(engine.store, "keyword_search", broken)
     with pytest.raises(DatabaseError):
         engine.search("coffee")
-    metrics = collect(engine)
+    metrics = collect(engine).to_dict()
     assert metrics["errors"]["search"] == 1
     assert metrics["error_rate"]["search"] == 1.0
     with pytest.raises(NotFoundError):  # a rejected edit, not a failure
         engine.update(12345, Draft(content="nobody"))
-    assert collect(engine)["invalid"]["update"] == 1
+    assert collect(engine).to_dict()["invalid"]["update"] == 1
 
 
 def test_cache_hit_rate_rises_with_repeated_queries(engine: Engine) -> None:
     seed(engine, 4)
     engine.search("river walk")
-    first = collect(engine)["embedding_cache"]
+    first = collect(engine).to_dict()["embedding_cache"]
     for _ in range(5):
         engine.search("river walk")
-    second = collect(engine)["embedding_cache"]
+    second = collect(engine).to_dict()["embedding_cache"]
     assert second["hits"] == first["hits"] + 5
     assert second["misses"] == first["misses"]
     assert second["hit_rate"] > (first["hit_rate"] or 0)
@@ -195,15 +195,16 @@ def test_cache_hit_rate_rises_with_repeated_queries(engine: Engine) -> None:
 
 def test_pool_memory_and_outbox_figures(engine: Engine) -> None:
     seed(engine, 2)
-    metrics = collect(engine)
+    report = collect(engine)
+    metrics = report.to_dict()
     assert metrics["process"]["rss_bytes"] > 10_000_000
     assert metrics["pool"]["size"] >= 1
     assert metrics["pool"]["checked_out"] == 0
     with engine.store.engine.connect():
-        pool = collect(engine)["pool"]
+        pool = collect(engine).to_dict()["pool"]
     assert pool["checked_out"] == 1 and pool["open"] >= 1 and pool["overflow"] == 0
     assert metrics["outbox"] == {"size": 0, "lag_s": None, "max_attempts": 0, "last_error": None}
-    text = "\n".join(format_metrics(metrics))
+    text = "\n".join(format_metrics(report))
     assert "search" not in text or "latency" in text
     assert "embedding cache" in text and "sql pool" in text
 
@@ -214,7 +215,7 @@ def test_index_recall_is_measured_and_persisted(engine: Engine) -> None:
     assert quality is not None
     assert quality.sample == 10
     assert quality.recall == 1.0  # an unoptimised shard answers exactly
-    metrics = collect(engine)
+    metrics = collect(engine).to_dict()
     assert metrics["index"]["recall_at_10"] == 1.0
     assert metrics["index"]["sample"] == 10
     assert maybe_measure_index_quality(engine, every_seconds=3600) is None  # measured just now

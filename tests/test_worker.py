@@ -76,7 +76,7 @@ def test_worker_drains_checks_in_slices_and_repairs(engine: Engine, clock: Fixed
     assert third.checked == 6 and third.wrapped  # 5 left + the queued one, then back to start
     assert engine.store.get_meta(CURSOR_KEY) == "-1"
     assert engine.check().problems == 0
-    found = health(engine)
+    found = health(engine).to_dict()
     assert found["mismatches_found"] == 5 == sum(len(v) for v in broken.values())
     assert found["mismatches_repaired"] == 5
     assert found["last_full_check"] is not None and found["pending"] == 0
@@ -201,7 +201,7 @@ def test_scheduled_backups_and_retention(settings: Settings, tmp_path: Path) -> 
             clock.advance(86_400)
             assert worker.run_once().backup is not None
         assert len(list_backups(root)) == 2
-        info = health(engine)["last_backup"]
+        info = health(engine).to_dict()["last_backup"]
         assert info["memories"] == 4 and info["age_s"] == 0
 
 

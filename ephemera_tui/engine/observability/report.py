@@ -201,9 +201,6 @@ class MetricsReport:
             "flush_errors": self.flush_errors,
         }
 
-    def __getitem__(self, key: str) -> Any:
-        """The JSON view's value under ``key``, for code written against the former dict."""
-        return self.to_dict()[key]
 
 
 # ---------------------------------------------------------------------------- the report

@@ -758,9 +758,6 @@ class Health:
             "vector_status": self.vector_status,
         }
 
-    def __getitem__(self, key: str) -> Any:
-        """The JSON view's value under ``key``, for code written against the former dict."""
-        return self.to_dict()[key]
 
 
 def _index_build(record: dict[str, Any] | None) -> IndexBuild | None:
