@@ -62,3 +62,22 @@ def invoke_ephemera(
     return subprocess.CompletedProcess(
         ["ephemera", *args], result.exit_code, result.stdout, result.stderr
     )
+
+
+def migrate_to(url: str, revision: str) -> None:
+    """Bring the database at ``url`` to one schema revision (an older one, to test upgrades)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from ephemera_tui.engine.store.connection import MIGRATIONS_DIR, make_sql_engine
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    sql = make_sql_engine(url)
+    try:
+        with sql.connect().execution_options(ephemera_write=True) as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+            conn.commit()
+    finally:
+        sql.dispose()

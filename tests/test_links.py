@@ -6,15 +6,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import func, select, text
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.backup.sets import create_backup, restore_backup
 from ephemera_tui.engine.store import LINKS
-from ephemera_tui.engine.store.connection import MIGRATIONS_DIR, make_sql_engine
+from ephemera_tui.engine.store.connection import make_sql_engine
 from tests.conftest import FixedClock
+from tests.helpers import migrate_to
 from tests.test_backup import wipe
 
 
@@ -74,13 +73,8 @@ def test_a_restore_rebuilds_the_links(
 
 
 def test_the_upgrade_fills_links_from_stored_associations(settings: Settings) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    migrate_to(settings.resolved_database_url, "0004_tag_fold")
     sql = make_sql_engine(settings.resolved_database_url)
-    with sql.connect().execution_options(ephemera_write=True) as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0004_tag_fold")
-        conn.commit()
     with sql.connect().execution_options(ephemera_write=True) as conn, conn.begin():
         for n, links in enumerate(["[]", "[1700000000000]", "[1700000000000, 1700000000001]"]):
             conn.execute(

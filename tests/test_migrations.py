@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.store.connection import MIGRATIONS_DIR, make_sql_engine
+from tests.helpers import migrate_to
 
 
 def _config() -> Config:
@@ -21,11 +22,8 @@ def _config() -> Config:
 
 def test_first_revision_database_upgrades_to_head(settings: Settings) -> None:
     cfg = _config()
+    migrate_to(settings.resolved_database_url, "0001")
     sql = make_sql_engine(settings.resolved_database_url)
-    with sql.connect().execution_options(ephemera_write=True) as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
-        conn.commit()
     with sql.connect().execution_options(ephemera_write=True) as conn, conn.begin():
         conn.execute(
             text(
