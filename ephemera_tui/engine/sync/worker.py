@@ -759,7 +759,6 @@ class Health:
         }
 
 
-
 def _index_build(record: dict[str, Any] | None) -> IndexBuild | None:
     if record is None:
         return None
