@@ -275,3 +275,27 @@ class Stopwatch:
 
     def __call__(self) -> float:
         return time.perf_counter() - self.start
+
+
+def table_sizes(url: str) -> dict[str, int]:
+    """Data + index bytes per table, as the server reports them (after ANALYZE)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    database = make_url(url).database
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = [r[0] for r in conn.execute(text("SHOW TABLES"))]
+            for name in names:
+                conn.execute(text(f"ANALYZE TABLE `{name}`"))
+            rows = conn.execute(
+                text(
+                    "SELECT table_name, data_length + index_length FROM information_schema.tables"
+                    " WHERE table_schema = :db"
+                ),
+                {"db": database},
+            ).all()
+    finally:
+        engine.dispose()
+    return {str(r[0]): int(r[1] or 0) for r in rows}

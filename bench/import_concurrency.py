@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import base_parser, scratch_database, table
+from _common import base_parser, scratch_database, table, table_sizes
 from _datasets import load_locomo
 
 from ephemera_tui.engine import Draft, Engine, Settings
@@ -71,30 +71,6 @@ def importer(job: tuple[str, str, int, int, Any, Any]) -> tuple[int, float]:
             started = time.perf_counter()
             report = engine.import_drafts(((d, None) for d in drafts), batch_size=256)
             return report.imported, time.perf_counter() - started
-
-
-def sizes(url: str) -> dict[str, int]:
-    """Data + index bytes per table, as the server reports them (after ANALYZE)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    database = make_url(url).database
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            names = [r[0] for r in conn.execute(text("SHOW TABLES"))]
-            for name in names:
-                conn.execute(text(f"ANALYZE TABLE `{name}`"))
-            rows = conn.execute(
-                text(
-                    "SELECT table_name, data_length + index_length FROM information_schema.tables"
-                    " WHERE table_schema = :db"
-                ),
-                {"db": database},
-            ).all()
-    finally:
-        engine.dispose()
-    return {str(r[0]): int(r[1] or 0) for r in rows}
 
 
 def lock_counters(url: str) -> dict[str, int]:
@@ -153,7 +129,7 @@ def main() -> None:
             imported = sum(n for n, _ in results)
             locks_after = lock_counters(url)
             locks = {k: locks_after.get(k, 0) - v for k, v in locks_before.items()}
-            bytes_by_table = sizes(url)
+            bytes_by_table = table_sizes(url)
             total_bytes = sum(bytes_by_table.values())
             rate = imported / wall
             rows.append(

@@ -32,6 +32,7 @@ from _common import (
     scratch_database,
     settings_overrides,
     table,
+    table_sizes,
 )
 from latency import build_corpus, corpus_inputs, dir_mb, rss_mb, run_scenario
 
@@ -60,24 +61,6 @@ def main() -> int:
     return 0
 
 
-def mysql_mb(url: str) -> int:
-    """Data and index size of the scratch database on the server, in MB."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            size = conn.execute(
-                text(
-                    "SELECT SUM(data_length + index_length) FROM information_schema.tables "
-                    "WHERE table_schema = DATABASE()"
-                )
-            ).scalar()
-    finally:
-        engine.dispose()
-    return round(float(size or 0) / 1e6)
-
-
 def run(
     args: Any,
     data: Path,
@@ -101,7 +84,7 @@ def run(
             engine.close()
         facts["disk_mb"] = round(dir_mb(data))
         if "database_url" in overrides:
-            facts["mysql_mb"] = mysql_mb(overrides["database_url"])
+            facts["mysql_mb"] = round(sum(table_sizes(overrides["database_url"]).values()) / 1e6)
         mark = time.perf_counter()
         engine = make_engine(data, overrides, CachedEmbedder(model, max_entries=0))
         engine.vectors()

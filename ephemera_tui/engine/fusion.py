@@ -64,17 +64,10 @@ def fuse(
     best = sorted(totals, key=totals.__getitem__, reverse=True)  # stable: ties keep order
     if limit is not None:
         best = best[:limit]
-    sem = {pid: (rank, score) for rank, (pid, score) in enumerate(semantic, start=1)}
-    kw = {pid: (rank, score) for rank, (pid, score) in enumerate(keyword, start=1)}
+    sem = {pid: (score, rank) for rank, (pid, score) in enumerate(semantic, start=1)}
+    kw = {pid: (score, rank) for rank, (pid, score) in enumerate(keyword, start=1)}
     none: tuple[None, None] = (None, None)
-    return [
-        Fused(pid, totals[pid], *_swap(sem.get(pid, none)), *_swap(kw.get(pid, none)))
-        for pid in best
-    ]
-
-
-def _swap(rank_score: tuple[int | None, float | None]) -> tuple[float | None, int | None]:
-    return rank_score[1], rank_score[0]
+    return [Fused(pid, totals[pid], *sem.get(pid, none), *kw.get(pid, none)) for pid in best]
 
 
 def _minmax(scores: list[float]) -> list[float]:

@@ -204,14 +204,15 @@ class SearchScreen(JournalScreen):
         engine_call(self, job, done, group="search", failed=self._search_failed)
 
     def _count(self, engine: Engine, flt: SearchFilter) -> int:
-        """The filter's count, read again only when the filter or the journal changed: while
-        words are typed the filter stays, and a count can cost more than the search."""
-        seq = engine.latest_seq()
+        """The filter's count, read again only when the filter or the app's ``data_version``
+        (any write, here or elsewhere) changed: while words are typed the filter stays, and
+        a count can cost more than the search."""
+        key = (flt, self.journal.data_version)
         memo = self._count_memo
-        if memo is not None and memo[0] == (flt, seq):
+        if memo is not None and memo[0] == key:
             return memo[1]
         total = engine.count(flt)
-        self._count_memo = ((flt, seq), total)
+        self._count_memo = (key, total)
         return total
 
     def _search_finished(

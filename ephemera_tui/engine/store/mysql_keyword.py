@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.dialects.mysql import match as mysql_match
@@ -121,7 +121,7 @@ def _corpus(conn: Connection, db: str) -> _Corpus:
     again under the same URL: the id floor of the newest rows may no longer hold)."""
     aged = _STATS.get_aged((db, "\x00corpus"))
     if aged is not None:
-        age, cached = aged[0], _as_corpus(aged[1])
+        age, cached = aged[0], cast(_Corpus, aged[1])
         # Ids grow with time, not by one: count the rows from the newest one seen on (a
         # short range of the primary key); the smallest id there says whether it is still in.
         since = select(func.count(), func.min(FRAGMENTS.c.id)).where(
@@ -153,11 +153,6 @@ def _refresh_later(conn: Connection, db: str) -> None:
                 _REFRESHING.discard(db)
 
     threading.Thread(target=refresh, name="ephemera-keyword-stats", daemon=True).start()
-
-
-def _as_corpus(value: Any) -> _Corpus:
-    assert isinstance(value, _Corpus)
-    return value
 
 
 def _count_corpus(conn: Connection, db: str) -> _Corpus:
