@@ -228,6 +228,28 @@ def test_tag_filter_uses_the_tag_table(engine: Engine) -> None:
     assert dict(engine.tags()) == {"beta": 2, "alpha": 1}
 
 
+def test_tags_that_differ_by_an_accent_are_two_tags_on_every_backend(engine: Engine) -> None:
+    """MySQL's default collation equated ``cafe`` and ``café``: the memory could not be
+    written (its two tag rows collided) and ``tag:café`` found ``cafe``."""
+    both = engine.add(Draft("x both", tags=("cafe", "café")))
+    plain = engine.add(Draft("x plain", tags=("Cafe",)))
+    accented = engine.add(Draft("x accented", tags=("CAFÉ",)))
+    assert engine.get(both.id).tags == ("cafe", "café")
+
+    def found(query: str) -> set[int]:
+        browse = {m.id for m in engine.browse(engine.parse(query).filter)}
+        searched = {h.memory.id for h in engine.search(f"{query} x").hits}
+        assert browse == searched, query
+        assert engine.count(engine.parse(query).filter) == len(browse), query
+        return browse
+
+    assert found("tag:cafe") == {both.id, plain.id}
+    assert found("tag:café") == {both.id, accented.id}
+    assert found("tag:CAFÉ") == {both.id, accented.id}
+    assert found("-tag:café") == {plain.id}
+    assert dict(engine.tags()) == {"cafe": 1, "café": 1, "Cafe": 1, "CAFÉ": 1}
+
+
 def test_activity_and_paging(engine: Engine, clock: FixedClock) -> None:
     for n in range(10):
         engine.add(Draft(f"day {n}", created_at=int(clock.now) - n * DAY))

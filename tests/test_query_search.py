@@ -107,7 +107,7 @@ def test_a_tag_count_is_found_by_index_on_sqlite(tmp_path: Path) -> None:
         with engine.store.read() as conn:
             rows = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
             plan = " | ".join(str(r[-1]) for r in rows)
-        assert "idx_tag_folded" in plan, plan
+        assert "idx_tag_folded_memory" in plan, plan
         assert "SCAN memory_fragments" not in plan, plan
         assert engine.count(flt) == 1
     finally:

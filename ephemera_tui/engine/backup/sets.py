@@ -48,7 +48,7 @@ from ..domain import MEMORY_FIELDS
 from ..errors import EphemeraError, VectorStoreError
 from ..files import sha256_file
 from ..redact import redact
-from ..store import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS
+from ..store import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS, tag_rows
 from ..vectors import VectorStore
 
 if TYPE_CHECKING:
@@ -769,6 +769,8 @@ def restore_backup(engine: Engine, set_dir: Path) -> RestoreReport:
             if name == "memory_fragments":
                 row = memory_record(row)
                 report.memories += 1
+            elif name == "memory_tags":  # sets taken before tags kept a folded form have none
+                (row,) = tag_rows([(int(row["memory_id"]), [row["tag"]])])
             rows[name].append(row)
             if len(rows[name]) >= 1000:
                 conn.execute(insert(_table(name)), rows[name])

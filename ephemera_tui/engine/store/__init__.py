@@ -14,7 +14,7 @@ from ..domain import Change
 from .connection import describe_url, make_sql_engine, migrate
 from .keyword import STOPWORDS
 from .meta import Lease, MetaKey
-from .sql import IdAllocator, OutboxItem, SqlStore
+from .sql import IdAllocator, OutboxItem, SqlStore, tag_rows
 from .tables import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS
 
 __all__ = [
@@ -34,4 +34,5 @@ __all__ = [
     "describe_url",
     "make_sql_engine",
     "migrate",
+    "tag_rows",
 ]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import Boolean, exists, func, literal, not_, or_, select
+from sqlalchemy import Boolean, exists, literal, not_, or_, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement
 
-from ..filters import SearchFilter, tag_spellings
+from ..filters import SearchFilter
 from .keyword import escape_like
 from .tables import FRAGMENTS, TAGS
 
@@ -42,29 +42,22 @@ def _holds_word_regexp(element: holds_word, compiler: SQLCompiler, **kw: Any) ->
     return f"{compiler.process(FRAGMENTS.c.content, **kw)} REGEXP {pattern}"
 
 
-def _has_tag(tag: str, folds_case: bool, whole_set: bool) -> Any:
-    """The memory carries ``tag`` (folded) in any case. On SQLite ``lower()`` folds ASCII
-    (indexed by ``idx_tag_folded``) and the usual spellings cover other letters; MySQL's
-    collation ignores case, so there the spellings alone match (and use the tag index).
+def _has_tag(tag: str, whole_set: bool) -> Any:
+    """The memory carries ``tag`` (folded) in any case: its folded form, by index, on every
+    backend.
 
     ``whole_set``: as ``id IN (memories with the tag)``, found once by index, for counts over
     every match; otherwise a probe of each row's tags, which stops as soon as a page of
     newest rows or a candidate list is checked."""
     c = FRAGMENTS.c
-    spelled: Any = TAGS.c.tag.in_(tag_spellings(tag))
-    if not folds_case:
-        spelled = or_(spelled, func.lower(TAGS.c.tag) == tag)
     if whole_set:
-        return c.id.in_(select(TAGS.c.memory_id).where(spelled))
-    return exists().where(TAGS.c.memory_id == c.id, spelled)
+        return c.id.in_(select(TAGS.c.memory_id).where(TAGS.c.folded == tag))
+    return exists().where(TAGS.c.memory_id == c.id, TAGS.c.folded == tag)
 
 
-def filter_conditions(
-    flt: SearchFilter, *, folds_case: bool = False, whole_set: bool = False
-) -> list[Any]:
+def filter_conditions(flt: SearchFilter, *, whole_set: bool = False) -> list[Any]:
     """SQL conditions for a filter (same meaning as the vector-side payload filter).
 
-    ``folds_case``: the backend compares tags case-insensitively (MySQL, MariaDB).
     ``whole_set``: the statement aggregates over every match (counts), see :func:`_has_tag`."""
     c = FRAGMENTS.c
     conds: list[Any] = []
@@ -83,9 +76,9 @@ def filter_conditions(
         if high is not None:
             conds.append(getattr(c, name) <= high)
     for tag in flt.tags:
-        conds.append(_has_tag(tag, folds_case, whole_set))
+        conds.append(_has_tag(tag, whole_set))
     if flt.exclude_tags:
-        excluded = [_has_tag(tag, folds_case, whole_set) for tag in flt.exclude_tags]
+        excluded = [_has_tag(tag, whole_set) for tag in flt.exclude_tags]
         conds.append(not_(or_(*excluded)))
     for phrase in flt.phrases:
         conds.append(c.content.like(f"%{escape_like(phrase)}%", escape="\\"))

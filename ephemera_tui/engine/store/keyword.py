@@ -158,6 +158,18 @@ STOPWORDS = frozenset(
 )
 
 
+# Without filter conditions the statement never changes; building and compiling a select for
+# it cost more Python time per search than SQLite spent answering it.
+_BEST_SQL = (
+    "SELECT rowid, bm25(memory_fts) FROM memory_fts WHERE memory_fts MATCH ? "
+    "ORDER BY bm25(memory_fts) LIMIT ?"
+)
+_NEWEST_SQL = (
+    "SELECT rowid, bm25(memory_fts) FROM memory_fts WHERE memory_fts MATCH ? "
+    "ORDER BY rowid DESC LIMIT ?"
+)
+
+
 def sqlite_keyword(
     conn: Connection,
     words: list[str],
@@ -176,20 +188,22 @@ def sqlite_keyword(
         freqs = _doc_freqs(conn, words, db)
         words, newest_only = within_budget(words, freqs, budget)
     match = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
-    fts = table("memory_fts", column("rowid"))
-    rank: Any = literal_column("bm25(memory_fts)")
-    query = select(fts.c.rowid.label("id"), rank.label("rank"))
+    rows: Sequence[Any]
     if conds:
-        query = query.select_from(fts.join(FRAGMENTS, FRAGMENTS.c.id == fts.c.rowid))
-    else:
-        query = query.select_from(fts)
-    query = query.where(text("memory_fts MATCH :match"), *conds)
-    if newest_only:
-        query = query.order_by(fts.c.rowid.desc()).limit(limit)
-    else:
-        query = query.order_by(rank).limit(limit)
-    rows = conn.execute(query, {"match": match}).all()
-    ranked = [(int(r.id), -float(r.rank)) for r in rows]
+        fts = table("memory_fts", column("rowid"))
+        rank: Any = literal_column("bm25(memory_fts)")
+        query = (
+            select(fts.c.rowid, rank)
+            .select_from(fts.join(FRAGMENTS, FRAGMENTS.c.id == fts.c.rowid))
+            .where(text("memory_fts MATCH :match"), *conds)
+            .order_by(fts.c.rowid.desc() if newest_only else rank)
+            .limit(limit)
+        )
+        rows = conn.execute(query, {"match": match}).all()
+    else:  # the common case: a fixed statement, straight to the driver
+        sql = _NEWEST_SQL if newest_only else _BEST_SQL
+        rows = conn.exec_driver_sql(sql, (match, limit)).all()
+    ranked = [(int(rowid), -float(bm25)) for rowid, bm25 in rows]
     if newest_only:
         ranked.sort(key=lambda item: -item[1])
     return ranked

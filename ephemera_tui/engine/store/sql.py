@@ -25,7 +25,7 @@ from sqlmodel import select as sm_select
 
 from ..domain import Change, Draft, Memory, content_hash
 from ..errors import ConflictError, DatabaseError, NotFoundError
-from ..filters import SearchFilter
+from ..filters import SearchFilter, fold_tag
 from .conditions import filter_conditions
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
 from .keyword import sqlite_keyword
@@ -62,6 +62,15 @@ class IdAllocator:
             start = max(now_ms, self._last + 1, floor)
             self._last = start + count - 1
             return list(range(start, start + count))
+
+
+def tag_rows(tags_of: Iterable[tuple[int, Sequence[str]]]) -> list[dict[str, Any]]:
+    """Rows of ``memory_tags`` for (memory, its tags): each tag as written and folded."""
+    return [
+        {"memory_id": memory_id, "tag": tag, "folded": fold_tag(tag)}
+        for memory_id, tags in tags_of
+        for tag in tags
+    ]
 
 
 def _insert_links(conn: Connection, links: Iterable[tuple[int, Sequence[int]]]) -> int:
@@ -273,9 +282,9 @@ class SqlStore:
             try:
                 with self.write() as conn:
                     conn.execute(insert(FRAGMENTS), rows)
-                    tag_rows = [{"memory_id": r["id"], "tag": t} for r in rows for t in r["tags"]]
-                    if tag_rows:
-                        conn.execute(insert(TAGS), tag_rows)
+                    tagged = tag_rows((r["id"], r["tags"]) for r in rows)
+                    if tagged:
+                        conn.execute(insert(TAGS), tagged)
                     _insert_links(conn, [(r["id"], r["associations"]) for r in rows])
                     self._enqueue(
                         conn, [(r["id"], "upsert", content_hash(r["content"])) for r in rows]
@@ -320,9 +329,7 @@ class SqlStore:
             conn.execute(update(FRAGMENTS).where(FRAGMENTS.c.id == memory_id).values(**row))
             conn.execute(delete(TAGS).where(TAGS.c.memory_id == memory_id))
             if row["tags"]:
-                conn.execute(
-                    insert(TAGS), [{"memory_id": memory_id, "tag": t} for t in row["tags"]]
-                )
+                conn.execute(insert(TAGS), tag_rows([(memory_id, row["tags"])]))
             _replace_links(conn, memory_id, row["associations"])
             self._enqueue(conn, [(memory_id, "upsert", content_hash(row["content"]))])
             self._record(conn, [(memory_id, "update", row["revision"])])
@@ -619,7 +626,7 @@ class SqlStore:
     def filter_conditions(self, flt: SearchFilter, *, whole_set: bool = False) -> list[Any]:
         """SQL conditions for a filter (see :func:`.conditions.filter_conditions`);
         ``whole_set`` for counts over every match."""
-        return filter_conditions(flt, folds_case=self.is_mysql, whole_set=whole_set)
+        return filter_conditions(flt, whole_set=whole_set)
 
     def filter_ids(self, ids: Sequence[int], flt: SearchFilter) -> set[int]:
         """Which of ``ids`` pass the filter in SQL (vector hits are re-checked here)."""

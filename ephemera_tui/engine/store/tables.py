@@ -13,13 +13,15 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.dialects.mysql import MEDIUMTEXT, TINYINT
+from sqlalchemy.dialects.mysql import MEDIUMTEXT, TINYINT, VARCHAR
 from sqlmodel import Field, SQLModel
 
 # TINYINT UNSIGNED on MySQL (as the seed says); SMALLINT elsewhere. Range checked in the domain.
 Byte = SmallInteger().with_variant(TINYINT(unsigned=True), "mysql", "mariadb")
 # MEDIUMTEXT on MySQL (TEXT stops at 64 KB); SQLite's TEXT has no such limit.
 LongText = Text().with_variant(MEDIUMTEXT(), "mysql", "mariadb")
+# A tag compared byte for byte: MySQL's default collations equate case and accents.
+_EXACT = String(100).with_variant(VARCHAR(100, collation="utf8mb4_bin"), "mysql", "mariadb")
 
 
 class MemoryFragment(SQLModel, table=True):
@@ -49,16 +51,20 @@ class MemoryFragment(SQLModel, table=True):
 
 
 class MemoryTag(SQLModel, table=True):
-    """One row per (memory, tag): tag filters on every backend (MariaDB has no functional index)."""
+    """One row per (memory, tag): the tag as written (compared byte for byte, so ``cafe`` and
+    ``café`` are two tags on every backend) and ``folded``, the form tag filters compare
+    (:func:`~ephemera_tui.engine.filters.fold_tag`, as the vector payload's ``tags_lc``)."""
 
     __tablename__ = "memory_tags"
     __table_args__ = (
         Index("idx_tag_memory", "tag", "memory_id"),
+        Index("idx_tag_folded_memory", "folded", "memory_id"),
         {"mysql_charset": "utf8mb4", "mysql_engine": "InnoDB"},
     )
 
     memory_id: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
-    tag: str = Field(sa_column=Column(String(100), primary_key=True))
+    tag: str = Field(sa_column=Column(_EXACT, primary_key=True))
+    folded: str = Field(sa_column=Column(_EXACT, nullable=False, server_default=""))
 
 
 class MemoryLink(SQLModel, table=True):
