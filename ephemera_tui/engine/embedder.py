@@ -241,7 +241,12 @@ class _DirectQuery:
     fastembed's output for a probe text, so a fastembed change can only turn it off."""
 
     PROBE = "When did the probe text last meet its model?"
-    MIN_COSINE = 0.995  # a session other than fastembed's own must agree at least this well
+    # A session other than fastembed's own must agree at least this well on the probe. The
+    # int8 copy's agreement depends on the CPU's integer kernels: 300 LoCoMo questions gave a
+    # mean cosine of 0.9947 (worst 0.9921) on earlier machines and 0.9942 (worst 0.9883) on
+    # an AVX2-only AMD EPYC, where the probe scores 0.9936 (ONNX Runtime's u8s8 path may
+    # saturate without VNNI). A wrong layout or a broken graph scores far lower.
+    MIN_COSINE = 0.99
 
     def __init__(self, inner: Any, session: Any = None) -> None:
         self.inner = inner
