@@ -91,13 +91,47 @@ def _replace_links(conn: Connection, memory_id: int, targets: Sequence[int]) -> 
     _insert_links(conn, [(memory_id, targets)])
 
 
-def _row_to_memory(row: Any, *, json_text: bool = False) -> Memory:
-    """A memory from a table row; ``json_text`` when the JSON columns are still text (read
-    with plain SQL, past the column types)."""
+def _json_list(raw: str | None) -> list[Any] | None:
+    """A JSON list column read as text (most are empty: no decoder for those)."""
+    return json.loads(raw) if raw and raw != "[]" else None
+
+
+# The columns plain-SQL reads select, in the order :func:`_memory_from_columns` unpacks.
+_MEMORY_COLUMNS = (
+    "id",
+    "content",
+    "created_at",
+    "source",
+    "importance",
+    "confidence",
+    "tags",
+    "notes",
+    "associations",
+    "revision",
+)
+
+
+def _memory_from_columns(row: Sequence[Any]) -> Memory:
+    """A memory from a plain-SQL row of :data:`_MEMORY_COLUMNS` (JSON columns as text),
+    unpacked by position: the enrichment of every search reads 20 of these."""
+    mid, content, created_at, source, importance, confidence, tags, notes, links, rev = row
+    return Memory(
+        int(mid),
+        content,
+        int(created_at),
+        source,
+        importance,
+        confidence,
+        tuple(_json_list(tags) or ()),
+        notes,
+        tuple(int(a) for a in _json_list(links) or ()),
+        int(rev or 1),
+    )
+
+
+def _row_to_memory(row: Any) -> Memory:
+    """A memory from a table row (a Core or model row, JSON columns decoded)."""
     tags, associations = row.tags, row.associations
-    if json_text:
-        tags = json.loads(tags) if tags else None
-        associations = json.loads(associations) if associations else None
     return Memory(
         id=int(row.id),
         content=row.content,
@@ -587,9 +621,10 @@ class SqlStore:
         out: dict[int, Memory] = {}
         with self.read(replica_ok=replica_ok) as conn:
             for chunk in _chunks(list(dict.fromkeys(ids)), 500):
-                rows = conn.exec_driver_sql(self._by_ids_sql(len(chunk)), tuple(chunk))
+                rows = conn.exec_driver_sql(self._by_ids_sql(len(chunk)), tuple(chunk)).all()
                 for row in rows:
-                    out[int(row.id)] = _row_to_memory(row, json_text=True)
+                    memory = _memory_from_columns(row)
+                    out[memory.id] = memory
         return out
 
     def _by_ids_sql(self, count: int) -> str:
@@ -598,7 +633,7 @@ class SqlStore:
         found = self._by_ids.get(count)
         if found is None:
             mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-            columns = ", ".join(c.name for c in FRAGMENTS.c)
+            columns = ", ".join(_MEMORY_COLUMNS)
             marks = ", ".join([mark] * count)
             found = f"SELECT {columns} FROM {FRAGMENTS.name} WHERE id IN ({marks})"
             self._by_ids[count] = found
