@@ -8,7 +8,7 @@ the whole id range (:func:`full_check`), the upkeep worker one slice per run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -88,19 +88,9 @@ def check_slice(engine: Engine, after_id: int, limit: int, repair: bool = True) 
         missing, stale, wrong = classify(_id_hashes_for(engine, sorted(suspects)))
     report.missing, report.stale, report.wrong_model = missing, stale, wrong
 
-    orphan_candidates: list[int] = []
-    cursor = after_id
-    while True:
-        points = vectors.scan(cursor, 500)
-        if not points:
-            break
-        ids = [pid for pid, _ in points if end is None or pid <= end]
-        if ids:
-            known = engine.store.existing_ids(ids)
-            orphan_candidates.extend(pid for pid in ids if pid not in known)
-        if end is not None and points[-1][0] >= end:
-            break
-        cursor = points[-1][0]
+    orphan_candidates = [
+        pid for page in points_without_memory(engine, vectors, after_id, end) for pid in page
+    ]
     if orphan_candidates:
         pending = _pending_among(engine, orphan_candidates)
         known = engine.store.existing_ids(orphan_candidates)
@@ -117,6 +107,22 @@ def check_slice(engine: Engine, after_id: int, limit: int, repair: bool = True) 
         synced = engine.sync()
         report.repaired = min(report.problems, synced.upserted + synced.deleted)
     return report
+
+
+def points_without_memory(
+    engine: Engine, vectors: VectorStore, after_id: int, upto_id: int | None = None, page: int = 500
+) -> Iterator[list[int]]:
+    """Point ids in ``(after_id, upto_id]`` (to the end with None) whose memory is not in SQL,
+    one page of the vector store at a time (a memory still in the outbox is not excluded)."""
+    cursor = after_id
+    while points := vectors.scan(cursor, page):
+        ids = [pid for pid, _ in points if upto_id is None or pid <= upto_id]
+        if ids:
+            known = engine.store.existing_ids(ids)
+            yield [pid for pid in ids if pid not in known]
+        if upto_id is not None and points[-1][0] >= upto_id:
+            return
+        cursor = points[-1][0]
 
 
 def _pending_among(engine: Engine, ids: list[int]) -> set[int]:

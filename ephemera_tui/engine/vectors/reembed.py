@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import EphemeraError
 from ..store import META, MetaKey
+from ..sync.reconcile import points_without_memory
 from .base import COLLECTION, VectorPoint, VectorStore, collection_for
 from .edge import drop_edge_shard
 from .server import ClientVectors
@@ -192,17 +193,9 @@ def catch_up(
         fixed += _embed(engine, target, embedder, differing)
         last = rows[-1][0]
     removed = 0
-    last = -1
-    while True:
-        points = target.scan(last, batch_size)
-        if not points:
-            break
-        ids = [pid for pid, _ in points]
-        known = store.existing_ids(ids)
-        gone = [pid for pid in ids if pid not in known]
+    for gone in points_without_memory(engine, target, -1, page=batch_size):
         target.delete(gone)
         removed += len(gone)
-        last = ids[-1]
     target.flush()
     return fixed, removed
 
