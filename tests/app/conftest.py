@@ -23,6 +23,7 @@ from pilot_helpers import clock, seed  # noqa: E402
 
 from ephemera_tui.app import EphemeraApp  # noqa: E402
 from ephemera_tui.engine import Settings  # noqa: E402
+from tests.helpers import copy_sparse  # noqa: E402
 
 
 @pytest.fixture
@@ -49,7 +50,7 @@ def seed_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[
 def seeded(settings: Settings, seed_template: tuple[Path, list[int]]) -> list[int]:
     """Ids of the seed memories, in seed order (index 0 is the newest memory)."""
     template, ids = seed_template
-    shutil.copytree(template, settings.data_dir)
+    shutil.copytree(template, settings.data_dir, copy_function=copy_sparse)
     return ids
 
 
