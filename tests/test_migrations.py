@@ -30,10 +30,15 @@ def test_first_revision_database_upgrades_to_head(settings: Settings) -> None:
                 "INSERT INTO memory_fragments (id, content, created_at, source, importance, "
                 "confidence, tags, notes, associations) VALUES "
                 "(1700000000000, 'made by revision 0001', 1700000000, 'note', 1, 2, "
-                "'[\"Old\"]', NULL, '[]')"
+                "'[\"Old\", \"Ärger\"]', NULL, '[]')"
             )
         )
-        conn.execute(text("INSERT INTO memory_tags (memory_id, tag) VALUES (1700000000000, 'Old')"))
+        conn.execute(
+            text(
+                "INSERT INTO memory_tags (memory_id, tag) VALUES "
+                "(1700000000000, 'Old'), (1700000000000, 'Ärger')"
+            )
+        )
     sql.dispose()
 
     with Engine(settings) as engine:  # opening migrates to head
@@ -41,8 +46,9 @@ def test_first_revision_database_upgrades_to_head(settings: Settings) -> None:
         with engine.store.engine.connect() as conn:
             assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
         old = engine.get(1700000000000)
-        assert old.content == "made by revision 0001" and old.tags == ("Old",)
-        assert engine.count(engine.parse("tag:old").filter) == 1  # its folded form was filled
+        assert old.content == "made by revision 0001" and old.tags == ("Old", "Ärger")
+        for tag in ("old", "ärger", "ÄRGER"):  # the folded forms were filled, non-ASCII too
+            assert engine.count(engine.parse(f"tag:{tag}").filter) == 1, tag
         assert engine.search("revision").hits[0].memory.id == old.id
         engine.add(Draft("written after the upgrade"))
         assert engine.count() == 2
