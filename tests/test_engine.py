@@ -234,6 +234,7 @@ def test_tags_that_differ_by_an_accent_are_two_tags_on_every_backend(engine: Eng
     both = engine.add(Draft("x both", tags=("cafe", "café")))
     plain = engine.add(Draft("x plain", tags=("Cafe",)))
     accented = engine.add(Draft("x accented", tags=("CAFÉ",)))
+    untagged = engine.add(Draft("x untagged"))
     assert engine.get(both.id).tags == ("cafe", "café")
 
     def found(query: str) -> set[int]:
@@ -246,7 +247,9 @@ def test_tags_that_differ_by_an_accent_are_two_tags_on_every_backend(engine: Eng
     assert found("tag:cafe") == {both.id, plain.id}
     assert found("tag:café") == {both.id, accented.id}
     assert found("tag:CAFÉ") == {both.id, accented.id}
-    assert found("-tag:café") == {plain.id}
+    assert found("-tag:café") == {plain.id, untagged.id}
+    assert found("-tag:café -tag:cafe") == {untagged.id}
+    assert found("-tag:cafe tag:café") == {accented.id}
     assert dict(engine.tags()) == {"cafe": 1, "café": 1, "Cafe": 1, "CAFÉ": 1}
 
 

@@ -4,6 +4,7 @@ count, keyword search and the re-check of vector hits (same meaning as the paylo
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, exists, literal, not_, or_, select
@@ -53,6 +54,12 @@ def _has_tag(tag: str, whole_set: bool) -> Any:
     if whole_set:
         return c.id.in_(select(TAGS.c.memory_id).where(TAGS.c.folded == tag))
     return exists().where(TAGS.c.memory_id == c.id, TAGS.c.folded == tag)
+
+
+def has_any_tag(tags: Sequence[str]) -> Any:
+    """The memory carries at least one of ``tags`` (folded), as one set found by index."""
+    c = FRAGMENTS.c
+    return c.id.in_(select(TAGS.c.memory_id).where(TAGS.c.folded.in_(list(tags))))
 
 
 def filter_conditions(flt: SearchFilter, *, whole_set: bool = False) -> list[Any]:

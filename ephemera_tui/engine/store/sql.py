@@ -26,7 +26,7 @@ from sqlmodel import select as sm_select
 from ..domain import Change, Draft, Memory, content_hash
 from ..errors import ConflictError, DatabaseError, NotFoundError
 from ..filters import SearchFilter, fold_tag
-from .conditions import filter_conditions
+from .conditions import filter_conditions, has_any_tag
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
 from .keyword import sqlite_keyword
 from .mysql_keyword import mysql_keyword
@@ -71,6 +71,12 @@ def tag_rows(tags_of: Iterable[tuple[int, Sequence[str]]]) -> list[dict[str, Any
         for memory_id, tags in tags_of
         for tag in tags
     ]
+
+
+def _counted(conds: list[Any]) -> Any:
+    """``SELECT count(*) FROM memory_fragments WHERE conds``."""
+    query = select(func.count()).select_from(FRAGMENTS)
+    return query.where(*conds) if conds else query
 
 
 def _insert_links(conn: Connection, links: Iterable[tuple[int, Sequence[int]]]) -> int:
@@ -652,10 +658,15 @@ class SqlStore:
     def count(self, flt: SearchFilter | None = None, *, replica_ok: bool = False) -> int:
         """Memories matching ``flt`` (all without one); ``replica_ok`` for the browse views'
         totals (a restore's emptiness check and backups read the primary)."""
-        query = select(func.count()).select_from(FRAGMENTS)
-        conds = self.filter_conditions(flt, whole_set=True) if flt else []
-        if conds:
-            query = query.where(*conds)
+        if flt is not None and flt.exclude_tags:
+            # Memories without the tags = all that match the rest, less those with one of
+            # them: two index counts, where NOT IN read every matching row (100 ms at 100k
+            # memories for -tag:x beside importance>=x).
+            rest = self.filter_conditions(replace(flt, exclude_tags=()), whole_set=True)
+            tagged = [*rest, has_any_tag(flt.exclude_tags)]
+            query = select(_counted(rest).scalar_subquery() - _counted(tagged).scalar_subquery())
+        else:
+            query = _counted(self.filter_conditions(flt, whole_set=True) if flt else [])
         return self._routed(lambda conn: int(conn.execute(query).scalar() or 0), replica_ok)
 
     def filter_conditions(self, flt: SearchFilter, *, whole_set: bool = False) -> list[Any]:
