@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
-from ..domain import Change, Draft, Memory, content_hash
+from ..domain import MEMORY_FIELDS, Change, Draft, Memory, content_hash
 from ..errors import ConflictError, DatabaseError, NotFoundError
 from ..filters import SearchFilter, fold_tag
 from .conditions import filter_conditions, has_any_tag
@@ -102,19 +102,9 @@ def _json_list(raw: str | None) -> list[Any] | None:
     return json.loads(raw) if raw and raw != "[]" else None
 
 
-# The columns plain-SQL reads select, in the order :func:`_memory_from_columns` unpacks.
-_MEMORY_COLUMNS = (
-    "id",
-    "content",
-    "created_at",
-    "source",
-    "importance",
-    "confidence",
-    "tags",
-    "notes",
-    "associations",
-    "revision",
-)
+# The columns plain-SQL reads select: a memory's fields in the order ``Memory`` declares them,
+# which is how :func:`_memory_from_columns` unpacks them.
+_MEMORY_COLUMNS = (*MEMORY_FIELDS, "revision")
 
 
 def _memory_from_columns(row: Sequence[Any]) -> Memory:
