@@ -106,7 +106,13 @@ async def test_timeline_highlight_follows_the_memory_just_saved(make_app, seeded
         await settle(pilot)
         await save_new(pilot, "Saved from the timeline")
         assert isinstance(app.screen, TimelineScreen)
-        current = app.screen.query_one(MemoryLines).current
+        lines = app.screen.query_one(MemoryLines)
+        for _ in range(100):  # under load the timeline's reload can land after settle() returns
+            if lines.current is not None and lines.current.content == "Saved from the timeline":
+                break
+            await settle(pilot, rounds=1)
+            await pilot.pause(0.05)
+        current = lines.current
         assert current is not None and current.content == "Saved from the timeline"
 
 
