@@ -325,3 +325,41 @@ def test_a_second_engine_searches_through_the_service_then_takes_over(
         assert written.id in ids and memory.id in ids
     finally:
         second.close()
+
+
+def test_stop_returns_promptly_while_a_feed_listener_stays_connected(
+    served: tuple[Engine, Service],
+) -> None:
+    """A connected change-feed client must not hold the service past stop(): its handler
+    notices the server closing instead of polling for ever."""
+    from websockets.sync.client import unix_connect
+
+    engine, service = served
+    engine.add(Draft(content="one change to read"))
+    with unix_connect(str(service.path), "ws://ephemera/v1/changes?since=0") as ws:
+        ws.recv(timeout=10)
+        started = time.monotonic()
+        service.stop(timeout=10)
+        assert not service.running
+        assert time.monotonic() - started < 8
+
+
+def test_a_late_stop_leaves_the_next_services_socket_alone(settings: Settings) -> None:
+    """Two services of one process for one data dir, one after the other: stopping the
+    first again (a late cleanup) must not remove the socket the second now listens on."""
+    engine = Engine(settings)
+    try:
+        first = Service(engine)
+        first.start_in_thread()
+        first.stop()
+        second = Service(engine)
+        second.start_in_thread()
+        try:
+            first.stop()
+            assert second.path.exists()
+            assert find_service(settings.data_dir) is not None
+        finally:
+            second.stop()
+        assert not second.path.exists()
+    finally:
+        engine.close()

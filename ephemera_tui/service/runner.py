@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import socket
 import tempfile
 import threading
@@ -131,6 +132,9 @@ class Service:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
+        # Which service wrote service.json: the pid alone cannot tell two services of one
+        # process apart (an app that restarts its service, tests).
+        self._instance = secrets.token_hex(8)
 
     async def serve(self) -> None:
         """Serve until :meth:`stop` (or a signal in the foreground)."""
@@ -174,6 +178,7 @@ class Service:
         info = {
             "socket": str(self.path),
             "pid": os.getpid(),
+            "instance": self._instance,
             "protocol": wire.PROTOCOL_VERSION,
             "listen": self.listen,
         }
@@ -187,8 +192,9 @@ class Service:
             os.umask(old)
 
     def _cleanup(self) -> None:
+        """Remove the socket and service.json, unless another service has replaced them."""
         info = read_info(self.engine.settings.data_dir)
-        if info and info.get("pid") == os.getpid():
+        if info and info.get("instance") == self._instance:
             with contextlib.suppress(OSError):
                 info_path(self.engine.settings.data_dir).unlink()
             with contextlib.suppress(OSError):
@@ -210,10 +216,17 @@ class Service:
         if self._error is not None:
             raise self._error
 
+    @property
+    def running(self) -> bool:
+        """Whether the thread started by :meth:`start_in_thread` still serves."""
+        return self._thread is not None and self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and remove the socket (only if it is still ours)."""
         for server in self._servers:
             server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("the service thread did not stop within %.0f s", timeout)
         self._cleanup()

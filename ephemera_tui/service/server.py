@@ -147,6 +147,14 @@ class JournalCalls:
         return self.engine.vector_status
 
 
+async def _until_closed(websocket: WebSocket) -> None:
+    """Return once the client has gone or the server is closing the socket. The feed only
+    sends, so without this a quiet feed would notice neither and keep its server from
+    shutting down."""
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass
+
+
 def build_app(
     engine: Engine,
     *,
@@ -234,8 +242,9 @@ def build_app(
             return
         await websocket.accept()
         entry = feed.subscribe()
+        closed = asyncio.ensure_future(_until_closed(websocket))
         try:
-            while True:
+            while not closed.done():
                 found = await run_in_threadpool(engine.changes, cursor, FEED_PAGE)
                 for change in found:
                     await websocket.send_json(wire.encode(change))
@@ -243,15 +252,19 @@ def build_app(
                 if len(found) == FEED_PAGE:
                     continue
                 entry[1].clear()
-                try:
-                    await asyncio.wait_for(entry[1].wait(), FEED_POLL_SECONDS)
-                except TimeoutError:
+                changed = asyncio.ensure_future(entry[1].wait())
+                done, _ = await asyncio.wait(
+                    {changed, closed}, timeout=FEED_POLL_SECONDS, return_when="FIRST_COMPLETED"
+                )
+                changed.cancel()
+                if not done:
                     latest = await run_in_threadpool(engine.latest_seq)
                     if latest <= cursor:
                         continue
         except WebSocketDisconnect:
             pass
         finally:
+            closed.cancel()
             feed.unsubscribe(entry)
 
     async def embeddings(request: Request) -> JSONResponse:
