@@ -221,3 +221,36 @@ def test_payload_exclusions(payload_store: Any) -> None:
     both = SearchFilter(exclude_tags=("mcdonald",), exclude_sources=("diary",))
     assert found(payload_store, both) == {1, 2, 5, 6}  # 5 is left to the SQL re-check
     assert both.needs_sql_check
+
+
+@pytest.mark.parametrize(
+    "typed", ["-tag:work", "-tag:work -tag:home", "-tag:work importance>=100", "tag:home"]
+)
+def test_day_counts_and_positions_under_tag_filters_match_the_listed_memories(
+    engine: Engine, typed: str
+) -> None:
+    """The timeline's day counts and jump-to-date position subtract the excluded tags'
+    memories from the rest; both must equal what a brute-force walk of the list gives."""
+    day = 86_400
+    start = 1_700_000_000 - 1_700_000_000 % day + 12 * 3600
+    tag_sets = [("work",), ("home",), ("work", "home"), (), ("Work",), ("errand",)]
+    for n in range(36):
+        engine.add(
+            Draft(
+                f"memory {n}",
+                tags=tag_sets[n % len(tag_sets)],
+                importance=(n * 37) % 256,
+                created_at=start + (n % 5) * day + n * 60,
+            )
+        )
+    flt = engine.parse(typed).filter
+    listed = engine.browse(flt, limit=100)
+    assert 0 < len(listed) < 36
+    days: dict[int, int] = {}
+    for memory in listed:
+        key = memory.created_at - memory.created_at % day  # UTC days
+        days[key] = days.get(key, 0) + 1
+    assert engine.store.activity_days(0, flt) == sorted(days.items())
+    for moment in (start - day, start + day, start + 3 * day + 600, start + 9 * day):
+        expected = sum(1 for m in listed if m.created_at > moment)
+        assert engine.position_of(moment, flt) == expected
