@@ -253,6 +253,17 @@ def test_tags_that_differ_by_an_accent_are_two_tags_on_every_backend(engine: Eng
     assert dict(engine.tags()) == {"cafe": 1, "café": 1, "Cafe": 1, "CAFÉ": 1}
 
 
+def test_tags_are_deduplicated_in_the_form_their_filters_compare(engine: Engine) -> None:
+    """``Straße`` and ``STRASSE`` are one tag to casefold() but two to every tag filter
+    (fold_tag lower-cases): both are kept, so ``tag:strasse`` finds the memory tagged so."""
+    both = engine.add(Draft("y both", tags=("Straße", "STRASSE", "straße")))
+    assert engine.get(both.id).tags == ("Straße", "STRASSE")
+    found = {m.id for m in engine.browse(engine.parse("tag:strasse").filter)}
+    assert found == {both.id}
+    assert {m.id for m in engine.browse(engine.parse("tag:STRASSE").filter)} == {both.id}
+    assert engine.count(engine.parse("-tag:straße").filter) == 0
+
+
 def test_activity_and_paging(engine: Engine, clock: FixedClock) -> None:
     for n in range(10):
         engine.add(Draft(f"day {n}", created_at=int(clock.now) - n * DAY))

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.errors import EphemeraError
+from ephemera_tui.engine.filters import fold_tag
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,7 +106,7 @@ def _assert_storable(draft: Draft) -> None:
     assert len(draft.source) <= 50 and draft.source.encode("utf-8")
     for tag in draft.tags:
         assert 0 < len(tag) <= 100 and tag.encode("utf-8")
-    assert len({t.casefold() for t in draft.tags}) == len(draft.tags)
+    assert len({fold_tag(t) for t in draft.tags}) == len(draft.tags)
     assert all(0 < a <= MAX_ID for a in draft.associations)
     for value in (draft.importance, draft.confidence):
         assert value is None or 0 <= value <= 255

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 from .dates import check_timestamp
 from .errors import ValidationError
+from .filters import fold_tag
 
 MAX_SOURCE_LEN = 50
 MAX_TAG_LEN = 100
@@ -147,8 +148,9 @@ def _check_byte(name: str, value: int | None) -> int | None:
 
 
 def normalise_tags(tags: object) -> tuple[str, ...]:
-    """Validate tags: a list of non-empty strings, trimmed, de-duplicated in order ignoring
-    case (tag filters ignore case, and MySQL's collation refuses ``Work`` beside ``work``)."""
+    """Validate tags: a list of non-empty strings, trimmed, de-duplicated in order by their
+    folded form (:func:`.filters.fold_tag`, the form every tag filter compares), so a memory
+    never carries two tags one filter cannot tell apart, and never loses one a filter can."""
     if tags is None:
         return ()
     if isinstance(tags, str) or not isinstance(tags, list | tuple):
@@ -165,7 +167,7 @@ def normalise_tags(tags: object) -> tuple[str, ...]:
             raise ValidationError(f"tag {clean[:20]!r}… is longer than {MAX_TAG_LEN} characters")
         if any(c.isspace() for c in clean):
             raise ValidationError(f"tag {clean!r} must not contain spaces")
-        seen.setdefault(clean.casefold(), clean)
+        seen.setdefault(fold_tag(clean), clean)
     return tuple(seen.values())
 
 
