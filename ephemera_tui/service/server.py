@@ -254,7 +254,9 @@ def build_app(
                 entry[1].clear()
                 changed = asyncio.ensure_future(entry[1].wait())
                 done, _ = await asyncio.wait(
-                    {changed, closed}, timeout=FEED_POLL_SECONDS, return_when="FIRST_COMPLETED"
+                    {changed, closed},
+                    timeout=FEED_POLL_SECONDS,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
                 changed.cancel()
                 if not done:
