@@ -89,6 +89,33 @@ def test_recorder_persists_in_batches_and_reads_back(tmp_path: Path) -> None:
     assert data.counter("errors.search") == 2
 
 
+def test_an_idle_recorder_writes_nothing_while_its_gauges_move(tmp_path: Path) -> None:
+    """A process nobody uses must not write: its pool and memory gauges go to disk with its
+    activity (an open app rewrote metrics.db when its pool settled, 40 s after start)."""
+    path = tmp_path / "metrics.db"
+    pool = {"pool.checked_in": 1.0, "process.rss_bytes": 100e6}
+    recorder = MetricsRecorder(path)
+    recorder.add_gauge_source(lambda: dict(pool))
+    recorder.observe("search.total", 3.0)
+    recorder.flush()
+    assert read_metrics(path).gauges["pool.checked_in"][recorder.pid][0] == 1.0
+
+    def on_disk() -> tuple[int, ...]:
+        return tuple(
+            f.stat().st_mtime_ns + f.stat().st_size for f in sorted(tmp_path.glob("metrics.db*"))
+        )
+
+    before = on_disk()
+    pool.update({"pool.checked_in": 2.0, "process.rss_bytes": 180e6})
+    for _ in range(3):
+        recorder.flush()
+    assert on_disk() == before
+    recorder.observe("search.total", 4.0)  # activity again: the gauges go with it
+    recorder.flush()
+    recorder.close()
+    assert read_metrics(path).gauges["pool.checked_in"][recorder.pid][0] == 2.0
+
+
 def test_disabled_recorder_records_nothing(tmp_path: Path) -> None:
     recorder = MetricsRecorder(tmp_path / "m.db", enabled=False)
     recorder.observe("search.total", 1.0)

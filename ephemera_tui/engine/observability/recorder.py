@@ -122,7 +122,7 @@ class MetricsRecorder:
         self._cumulative: dict[str, Callable[[], float | None]] = {}
         self._cumulative_seen: dict[str, float] = {}
         self._gauge_sources: list[Callable[[], dict[str, float]]] = []
-        self._gauges_written: dict[str, float] = {}  # so an idle process writes nothing
+        self._gauges_written: dict[str, float] = {}  # source gauges seen at least once
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -224,10 +224,13 @@ class MetricsRecorder:
                 counts[name] = counts.get(name, 0.0) + value - before
             self._cumulative_seen[name] = value
         now = time.time()
+        # Source gauges (pool, memory) describe the process beside its activity: written with
+        # samples or counts (and once when first seen), never alone, so an idle process writes
+        # nothing even as its pool settles or its memory moves.
         for source in self._gauge_sources:
             try:
                 for name, value in source().items():
-                    if samples or counts or _moved(self._gauges_written.get(name), value):
+                    if samples or counts or name not in self._gauges_written:
                         gauges[name] = (float(value), now, self.pid)
             except Exception:  # noqa: BLE001 - a source failing is not our failure
                 log.debug("a gauge source failed", exc_info=True)
@@ -314,14 +317,6 @@ class MetricsRecorder:
         if self.path is None:
             return _read_memory(self, series)
         return read_metrics(self.path, series=series)
-
-
-def _moved(before: float | None, now: float) -> bool:
-    """Whether a source gauge changed enough to be worth a write (10 %), so an idle process
-    whose memory and pool stay put writes nothing to ``metrics.db``."""
-    if before is None:
-        return True
-    return abs(now - before) > 0.1 * max(abs(before), 1.0)
 
 
 def _close_at_exit(ref: weakref.ref[MetricsRecorder]) -> None:
