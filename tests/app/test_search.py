@@ -314,3 +314,28 @@ async def test_relative_times_move_on(settings, seeded, monkeypatch):
         await pilot.pause(0.4)
         assert "5 h ago" in str(results.render_line(1).text)
         assert "5 h ago" in str(app.screen.query_one("#preview", Static).render())
+
+
+async def test_a_key_that_keeps_the_top_hit_leaves_the_preview_alone(make_app, seeded):
+    """Each preview update lays the whole screen out again; typing on while the highlighted
+    memory stays must not repaint it (the text it would show is the same)."""
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await ready(pilot)
+        await pilot.press(*"lisbon")
+        await settle(pilot)
+        screen = app.screen
+        pane = screen.query_one("#preview", Static)
+        shown = str(pane.render())
+        assert "Lisbon" in shown or "lisbon" in shown.lower()
+        updates: list[object] = []
+        real_update = pane.update
+        pane.update = lambda *a, **k: (updates.append(a), real_update(*a, **k))[1]  # type: ignore[method-assign]
+        top = screen.query_one(ResultList).current_hit
+        await pilot.press("space")
+        await settle(pilot)
+        assert screen.query_one(ResultList).current_hit == top
+        assert updates == []
+        screen.action_toggle_why()  # why-this-hit changes the text: that is painted
+        await settle(pilot)
+        assert len(updates) == 1

@@ -122,6 +122,7 @@ class SearchScreen(JournalScreen):
         self._links_timer: Timer | None = None
         self._bindings_state: tuple[object, ...] = ()
         self._count_memo: tuple[tuple[SearchFilter, int], int] | None = None
+        self._preview_body: Text | None = None  # what the preview pane shows now
 
     def compose(self) -> ComposeResult:
         yield text_input(
@@ -347,11 +348,10 @@ class SearchScreen(JournalScreen):
         self._render_preview()
 
     def _render_preview(self) -> None:
-        pane = self.query_one("#preview", Static)
         hit = self.results.current_hit
         if self.preview is None or hit is None or hit.memory.id != self.preview.memory.id:
             self.preview = None
-            pane.update(Text(""))
+            self._paint_preview(Text(""))
             return
         body = Text()
         width = self.query_one("#preview-pane").content_region.width
@@ -362,7 +362,15 @@ class SearchScreen(JournalScreen):
             body.append("\n")
         body.append_text(memory_detail(self.preview.memory, self.now(), width or None))
         body.append_text(links_text(self.preview.outgoing, self.preview.incoming, width or None))
-        pane.update(body)
+        self._paint_preview(body)
+
+    def _paint_preview(self, body: Text) -> None:
+        """Update the pane only when its text changed: each update lays the whole screen out
+        again, and while a query is typed the top hit (so the preview) mostly stays."""
+        if body == self._preview_body:
+            return
+        self._preview_body = body
+        self.query_one("#preview", Static).update(body)
 
     def refresh_times(self) -> None:
         self.results.refresh_times()
