@@ -213,6 +213,13 @@ def test_processes_share_one_service(cli_env: dict[str, str], tmp_path: Path) ->
         assert shown["content"] == "flights moved" and shown["revision"] == 2
         stale = _cli(cli_env, "edit", str(memory["id"]), "--content", "mine", "--revision", "1")
         assert stale.returncode == 1 and "changed elsewhere" in stale.stderr
+        # stats reports the figures of the process that holds the vectors (this one could
+        # not open the shard the service holds, and so showed no point count).
+        stats = _cli(cli_env, "stats", "--json")
+        assert stats.returncode == 0, stats.stderr
+        figures = json.loads(stats.stdout)
+        assert figures["vectors"] == figures["memories"] == 2
+        assert figures["vector_status"] == "ok" and figures["metrics"]
     finally:
         service.terminate()
         service.wait(30)

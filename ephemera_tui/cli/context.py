@@ -18,6 +18,7 @@ from ..engine.errors import EphemeraError
 if TYPE_CHECKING:
     from ..engine.api import Journal
     from ..engine.core import Engine
+    from ..service.client import ServiceClient
 
 T = TypeVar("T")
 
@@ -89,18 +90,24 @@ def engine_session(ctx: typer.Context) -> Iterator[Engine]:
             engine.close()
 
 
+def service_client(ctx: typer.Context) -> ServiceClient | None:
+    """A client of the resident engine serving this data dir, when one answers (and the
+    service is not turned off)."""
+    found = settings(ctx)
+    if found.service == "off":
+        return None
+    from ..service.client import find_service
+
+    return guarded(
+        lambda: find_service(found.data_dir, url=found.service_url, token=found.service_token)
+    )
+
+
 @contextmanager
 def journal_session(ctx: typer.Context) -> Iterator[Journal]:
     """The journal for one command: the resident engine serving this data dir when one
     answers (full hybrid search, no model to load), else the engine in-process."""
-    found = settings(ctx)
-    client = None
-    if found.service != "off":
-        from ..service.client import find_service
-
-        client = guarded(
-            lambda: find_service(found.data_dir, url=found.service_url, token=found.service_token)
-        )
+    client = service_client(ctx)
     if client is None:
         with engine_session(ctx) as engine:
             yield engine
