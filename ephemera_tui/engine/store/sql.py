@@ -748,7 +748,7 @@ class SqlStore:
             days = per_day(conn, rest)
             if tagged is not None:  # as in count(): all days less the excluded tags' days
                 for day, n in per_day(conn, tagged).items():
-                    days[day] -= n
+                    days[day] = days.get(day, 0) - n  # one snapshot: never below zero
             return sorted((day, n) for day, n in days.items() if n > 0)
 
         return self._routed(read)
