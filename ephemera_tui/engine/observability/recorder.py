@@ -122,7 +122,7 @@ class MetricsRecorder:
         self._cumulative: dict[str, Callable[[], float | None]] = {}
         self._cumulative_seen: dict[str, float] = {}
         self._gauge_sources: list[Callable[[], dict[str, float]]] = []
-        self._gauges_written: dict[str, float] = {}  # source gauges seen at least once
+        self._gauges_seen: set[str] = set()  # source gauges written at least once
         self._conn: sqlite3.Connection | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -230,13 +230,12 @@ class MetricsRecorder:
         for source in self._gauge_sources:
             try:
                 for name, value in source().items():
-                    if samples or counts or name not in self._gauges_written:
+                    if samples or counts or name not in self._gauges_seen:
                         gauges[name] = (float(value), now, self.pid)
             except Exception:  # noqa: BLE001 - a source failing is not our failure
                 log.debug("a gauge source failed", exc_info=True)
                 continue
-        for name, (value, _ts, _pid) in gauges.items():
-            self._gauges_written[name] = value
+        self._gauges_seen.update(gauges)
         return samples, counts, gauges
 
     def flush(self) -> None:
