@@ -252,17 +252,15 @@ def build_app(
                 if len(found) == FEED_PAGE:
                     continue
                 entry[1].clear()
+                # A change here, the client gone, or a poll's time up (writes of other
+                # processes on a shared database): then read what came after the cursor.
                 changed = asyncio.ensure_future(entry[1].wait())
-                done, _ = await asyncio.wait(
+                await asyncio.wait(
                     {changed, closed},
                     timeout=FEED_POLL_SECONDS,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 changed.cancel()
-                if not done:
-                    latest = await run_in_threadpool(engine.latest_seq)
-                    if latest <= cursor:
-                        continue
         except WebSocketDisconnect:
             pass
         finally:
