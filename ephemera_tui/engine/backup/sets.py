@@ -345,19 +345,17 @@ def _write_points(vectors: VectorStore, set_dir: Path) -> dict[str, Any]:
     import numpy as np
 
     target, raw_target = set_dir / "vectors.jsonl.gz", set_dir / "vectors.f32"
-    written, last, dim = 0, -1, None
+    written, last, dim, total_rows = 0, -1, None, 0
     with (
         gzip.open(target, "wt", encoding="utf-8", compresslevel=1) as out,
         raw_target.open("wb") as raw,
     ):
         while page := vectors.export(last, EXPORT_PAGE):
-            rows = np.asarray([vec for _, vec, _ in page], dtype="<f4")
+            rows = np.vstack([vec for _, vec, _ in page]).astype("<f4")
             dim = int(rows.shape[1])
             raw.write(rows.tobytes())
-            out.writelines(
-                json.dumps({"id": pid, "p": payload}, separators=(",", ":")) + "\n"
-                for pid, _, payload in page
-            )
+            out.writelines(_point_line(pid, len(vec), payload) for pid, vec, payload in page)
+            total_rows += len(rows)
             written += len(page)
             last = page[-1][0]
     return {
@@ -366,7 +364,17 @@ def _write_points(vectors: VectorStore, set_dir: Path) -> dict[str, Any]:
         "vectors_file": raw_target.name,
         "dim": dim,
         "points": written,
+        "rows": total_rows,
     }
+
+
+def _point_line(pid: int, rows: int, payload: dict[str, Any]) -> str:
+    """One point's JSON line; ``n`` counts its rows in ``vectors.f32`` when it has more
+    than one (a memory of several sentences, ``vectors/rows.py``)."""
+    item: dict[str, Any] = {"id": pid, "p": payload}
+    if rows > 1:
+        item["n"] = rows
+    return json.dumps(item, separators=(",", ":")) + "\n"
 
 
 def _snapshot_client(engine: Engine, set_dir: Path) -> dict[str, Any]:
@@ -680,19 +688,22 @@ def _check_snapshot(set_dir: Path, info: dict[str, Any]) -> None:
     file = set_dir / info["file"]
     try:
         if info["kind"] == "points":
-            points = sum(1 for _ in _points_from_jsonl(set_dir, info))
+            points = rows = 0
+            for _, vec, _ in _points_from_jsonl(set_dir, info):
+                points += 1
+                rows += len(vec) if getattr(vec, "ndim", 1) == 2 else 1
             if points != info["points"]:
                 raise BackupError(
                     f"{file}: holds {points} points, the manifest says {info['points']}"
                 )
             if info.get("vectors_file"):
-                extra = (set_dir / info["vectors_file"]).stat().st_size - 4 * points * int(
+                extra = (set_dir / info["vectors_file"]).stat().st_size - 4 * rows * int(
                     info.get("dim") or 0
                 )
                 if extra:
                     raise BackupError(
                         f"{set_dir / info['vectors_file']}: its size does not fit "
-                        f"{points} vectors of {info.get('dim')} dimensions"
+                        f"{rows} vectors of {info.get('dim')} dimensions"
                     )
         elif info["kind"] == "edge-shard":
             with tarfile.open(file, "r:gz") as tar:
@@ -905,10 +916,15 @@ def _points_from_jsonl(
                 if not isinstance(vec, list) or not vec:
                     raise BackupError(f"{where}: v: expected the point's vector")
             else:
-                chunk = raw.read(width)
-                if len(chunk) != width:
+                count = item.get("n", 1)
+                if isinstance(count, bool) or not isinstance(count, int) or not 0 < count < 4096:
+                    raise BackupError(f"{where}: n: expected the point's row count, got {count!r}")
+                chunk = raw.read(width * count)
+                if len(chunk) != width * count or not width:
                     raise BackupError(f"{raw.name}: fewer vectors than points")
                 vec = np.frombuffer(chunk, dtype="<f4")
+                if count > 1:
+                    vec = vec.reshape(count, -1)
             yield pid, vec, payload
 
 

@@ -17,6 +17,7 @@ from ..domain import Memory, SyncReport
 from ..errors import EmbeddingError, VectorStoreError
 from ..redact import redact
 from ..vectors.base import VectorPoint
+from ..vectors.rows import embed_rows
 
 if TYPE_CHECKING:
     from ..embedder import CachedEmbedder
@@ -101,7 +102,7 @@ class OutboxDrain:
             to_upsert = [current[i.memory_id] for i in items if i.memory_id in current]
             to_delete = [i.memory_id for i in items if i.memory_id not in current]
             if to_upsert:
-                embedded = self._embedder().embed([embed_text(m) for m in to_upsert])
+                embedded = embed_rows(self._embedder().embed, [embed_text(m) for m in to_upsert])
                 vectors.upsert(
                     [
                         VectorPoint(m.id, embedded[n], self.vectors.payload(m))

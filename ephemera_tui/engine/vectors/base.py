@@ -1,8 +1,11 @@
 """The vector store interface and the facts every backend shares.
 
-Collection ``ephemera_memory_vectors``: the model's dimension (384 by default), Cosine, HNSW
-m=16, ef_construct=100. Point id = memory id; payload = created_at, source, importance,
-confidence, tags, content hash and model name, with payload indexes on the filter fields.
+Collection ``ephemera_memory_vectors``: the model's dimension (384 by default), HNSW m=16,
+ef_construct=100. Each point holds a memory's rows (its vector and, for a longer memory, one
+per sentence: ``rows.py``), compared by MaxSim over Dot products (collections made before
+rows hold one Cosine vector). Point id = memory id; payload = created_at, source,
+importance, confidence, tags, content hash and model name, with payload indexes on the
+filter fields.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ KEYWORD_FIELDS = ("source", "tags", "tags_lc", "hash", "model")
 
 @dataclass(frozen=True, slots=True)
 class VectorPoint:
+    """One memory's point: its vector, or its rows ``(n, dim)`` (``vectors/rows.py``)."""
+
     id: int
     vector: np.ndarray
     payload: dict[str, Any]
@@ -46,12 +51,15 @@ class VectorStore(Protocol):
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]: ...
 
-    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]: ...
+    def vectors(self, ids: Sequence[int], rows: bool = False) -> dict[int, np.ndarray]:
+        """Each point's own vector, or with ``rows`` all its rows ``(n, dim)``."""
+        ...
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]: ...
 
-    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
-        """Up to ``limit`` points with ids above ``after_id``, in id order: id, vector, payload."""
+    def export(self, after_id: int, limit: int) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
+        """Up to ``limit`` points with ids above ``after_id``, in id order: id, rows
+        ``(n, dim)``, payload."""
         ...
 
     def count(self) -> int: ...

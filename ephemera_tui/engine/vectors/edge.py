@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import EmbeddingError, VectorStoreError
 from ..filters import SearchFilter, tag_spellings
 from .base import HNSW_EF_CONSTRUCT, HNSW_M, INTEGER_FIELDS, KEYWORD_FIELDS, VectorPoint, check_dim
+from .rows import as_rows, first_row
 
 
 def _busy(path: Path) -> str:
@@ -67,7 +68,12 @@ def search_threads() -> int:
 
 
 class EdgeVectors:
-    """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time."""
+    """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time.
+
+    A shard made by this version stores each memory as rows (``vectors/rows.py``: MaxSim
+    over Dot products); a shard made before it holds one Cosine vector per memory and keeps
+    doing so (``rows`` False: a point's first row is stored), until a rebuild or a re-embed
+    replaces it with a shard of rows."""
 
     kind = "embedded"
 
@@ -83,14 +89,16 @@ class EdgeVectors:
         self._lock = threading.RLock()
         self._closed = False
         self._journal: set[int] | None = None  # ids written while a background index builds
+        self.rows = True
         meta_path = path.parent / f"{path.name}.json"
         self._shard_lock: ShardLock | None = lock or ShardLock(path)
         exists = (path / "wal").exists() or any(path.glob("segments/*")) if path.exists() else False
         try:
             if exists:
-                if meta_path.exists():
-                    stored_dim = int(json.loads(meta_path.read_text()).get("dim", dim))
-                    check_dim(stored_dim, dim, str(path))
+                meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+                if meta:
+                    check_dim(int(meta.get("dim", dim)), dim, str(path))
+                self.rows = _stored_rows(path)
                 self._shard = self._load(path)
             else:
                 path.mkdir(parents=True, exist_ok=True)
@@ -116,8 +124,16 @@ class EdgeVectors:
 
     def _config(self) -> Any:
         q = self._q
+        if self.rows:
+            params = q.EdgeVectorParams(
+                size=self.dim,
+                distance=q.Distance.Dot,
+                multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim),
+            )
+        else:
+            params = q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine)
         return q.EdgeConfig(
-            vectors=q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine),
+            vectors=params,
             hnsw_config=q.HnswIndexConfig(
                 m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=10_000
             ),
@@ -195,8 +211,9 @@ class EdgeVectors:
             return
         q = self._q
         for point in points:
-            check_dim(len(point.vector), self.dim, str(self.path))
-        batch = [q.Point(p.id, p.vector.astype(np.float32).tolist(), p.payload) for p in points]
+            check_dim(int(np.shape(point.vector)[-1]), self.dim, str(self.path))
+        shape = as_rows if self.rows else first_row
+        batch = [q.Point(p.id, shape(p.vector).tolist(), p.payload) for p in points]
         with self._lock:
             self._call("upsert", "update", q.UpdateOperation.upsert_points(batch))
             if self._journal is not None:
@@ -226,10 +243,10 @@ class EdgeVectors:
         with self._lock:
             yield
 
-    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
-        """Up to ``limit`` points with ids above ``after_id``: id, vector and payload."""
+    def export(self, after_id: int, limit: int) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
+        """Up to ``limit`` points with ids above ``after_id``: id, rows and payload."""
         records = self._scroll(after_id, limit, with_vector=True)
-        return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
+        return [(int(r.id), as_rows(r.vector), dict(r.payload or {})) for r in records]
 
     def _scroll(self, after_id: int, limit: int, with_vector: bool) -> list[Any]:
         start = after_id + 1 if after_id >= 0 else None
@@ -258,11 +275,12 @@ class EdgeVectors:
         records = self._call("retrieve", "retrieve", list(ids), True, False)
         return {int(r.id): dict(r.payload or {}) for r in records}
 
-    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    def vectors(self, ids: Sequence[int], rows: bool = False) -> dict[int, np.ndarray]:
         if not ids:
             return {}
         records = self._call("retrieve", "retrieve", list(ids), False, True)
-        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+        shape = as_rows if rows else first_row
+        return {int(r.id): shape(r.vector) for r in records}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         records = self._scroll(after_id, limit, with_vector=False)
@@ -314,6 +332,19 @@ class EdgeVectors:
                 return getattr(self._shard, method)(*args)
             except Exception as exc:  # noqa: BLE001 - the extension raises plain Exception
                 raise VectorStoreError(f"vector store {self.path}: {action} failed: {exc}") from exc
+
+
+def _stored_rows(path: Path) -> bool:
+    """Whether the shard at ``path`` stores rows (a multivector), as its own stored
+    configuration says; a shard without one (made before this was recorded) holds one
+    vector per point."""
+    try:
+        config = json.loads((path / "edge_config.json").read_text())
+        vectors = config.get("vectors", {})
+        params = vectors.get("", next(iter(vectors.values()), {}))
+        return bool(params.get("multivector_config"))
+    except (OSError, ValueError, AttributeError, StopIteration):
+        return False
 
 
 def drop_edge_shard(path: Path) -> bool:

@@ -286,13 +286,14 @@ class BackgroundIndex:
 
 
 def _export(source: EdgeVectors, work: Path) -> int:
-    """Stream every point of ``source`` into ``work`` (raw ids.u64 and vectors.f32, and
-    payloads.jsonl), one page at a time so that searches and writes interleave and memory
-    stays flat at any size."""
+    """Stream every point of ``source`` into ``work`` (raw ids.u64, each point's row count
+    in rows.u32 and its rows in vectors.f32, and payloads.jsonl), one page at a time so
+    that searches and writes interleave and memory stays flat at any size."""
     count = 0
     after = -1
     with (
         (work / "ids.u64").open("wb") as ids,
+        (work / "rows.u32").open("wb") as counts,
         (work / "vectors.f32").open("wb") as vectors,
         (work / "payloads.jsonl").open("w", encoding="utf-8") as payloads,
     ):
@@ -301,7 +302,8 @@ def _export(source: EdgeVectors, work: Path) -> int:
             if not page:
                 break
             ids.write(np.asarray([pid for pid, _, _ in page], dtype=np.uint64).tobytes())
-            vectors.write(np.asarray([vec for _, vec, _ in page], dtype=np.float32).tobytes())
+            counts.write(np.asarray([len(rows) for _, rows, _ in page], dtype=np.uint32).tobytes())
+            vectors.write(np.vstack([rows for _, rows, _ in page]).astype(np.float32).tobytes())
             payloads.writelines(json.dumps(payload) + "\n" for _, _, payload in page)
             after = page[-1][0]
             count += len(page)
@@ -315,13 +317,16 @@ def _build_from_export(work: Path, target: Path, dim: int) -> None:
         os.nice(10)
     started = time.perf_counter()
     ids = np.fromfile(work / "ids.u64", dtype=np.uint64)
+    counts = np.fromfile(work / "rows.u32", dtype=np.uint32).astype(np.int64)
+    starts = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)])
     vectors = np.memmap(work / "vectors.f32", dtype=np.float32, mode="r").reshape(-1, dim)
     store = EdgeVectors(target, dim)
     try:
         with (work / "payloads.jsonl").open(encoding="utf-8") as payloads:
             batch: list[VectorPoint] = []
             for n, line in enumerate(payloads):
-                batch.append(VectorPoint(int(ids[n]), np.asarray(vectors[n]), json.loads(line)))
+                rows = np.asarray(vectors[starts[n] : starts[n + 1]])
+                batch.append(VectorPoint(int(ids[n]), rows, json.loads(line)))
                 if len(batch) == EXPORT_PAGE:
                     store.upsert(batch)
                     batch = []

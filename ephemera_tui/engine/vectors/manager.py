@@ -233,7 +233,7 @@ class VectorManager:
             ids = sorted(journal)
             for start in range(0, len(ids), 256):
                 chunk = ids[start : start + 256]
-                vectors = replaces.vectors(chunk)
+                vectors = replaces.vectors(chunk, rows=True)
                 payloads = replaces.payloads(chunk)
                 fresh.upsert([VectorPoint(i, vectors[i], payloads[i]) for i in vectors])
                 fresh.delete([i for i in chunk if i not in vectors])

@@ -31,6 +31,7 @@ from ..store import META, MetaKey
 from ..sync.reconcile import points_without_memory
 from .base import COLLECTION, VectorPoint, VectorStore, collection_for
 from .edge import drop_edge_shard
+from .rows import embed_rows
 from .server import ClientVectors
 
 if TYPE_CHECKING:
@@ -257,7 +258,7 @@ def _embed(
         return 0
     from ..sync.outbox import embed_text
 
-    vectors = embedder.embed([embed_text(m) for m in memories])
+    vectors = embed_rows(embedder.embed, [embed_text(m) for m in memories])
     target.upsert(
         [
             VectorPoint(m.id, vectors[n], engine.vector_manager.payload(m, embedder.name))

@@ -32,6 +32,7 @@ from .base import (
     VectorPoint,
     check_dim,
 )
+from .rows import as_rows, first_row
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -86,6 +87,7 @@ class ClientVectors:
         self.api_key = api_key
         self.hnsw_ef = hnsw_ef
         self.collection = collection
+        self.rows = True  # a collection made before rows holds one Cosine vector per point
         self.cluster = cluster or ClusterLayout()
         self._ordering = models.WriteOrdering(self.cluster.ordering)
         # a shared client (a re-embed next to the serving store: local mode admits one client
@@ -108,6 +110,7 @@ class ClientVectors:
                 size = getattr(params, "size", None)
                 if size is not None:
                     check_dim(int(size), dim, mask_url(url))
+                self.rows = getattr(params, "multivector_config", None) is not None
         except EmbeddingError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
@@ -120,7 +123,11 @@ class ClientVectors:
         m = self._m
         self._client.create_collection(
             self.collection,
-            vectors_config=m.VectorParams(size=self.dim, distance=m.Distance.COSINE),
+            vectors_config=m.VectorParams(
+                size=self.dim,
+                distance=m.Distance.DOT,
+                multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+            ),
             hnsw_config=m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
             shard_number=self.cluster.shards,
             replication_factor=self.cluster.replication_factor,
@@ -186,14 +193,13 @@ class ClientVectors:
             return
         m = self._m
         for point in points:
-            check_dim(len(point.vector), self.dim, self.url)
+            check_dim(int(np.shape(point.vector)[-1]), self.dim, self.url)
+        shape = as_rows if self.rows else first_row
         try:
             self._client.upsert(
                 self.collection,
                 points=[
-                    m.PointStruct(
-                        id=p.id, vector=p.vector.astype(np.float32).tolist(), payload=p.payload
-                    )
+                    m.PointStruct(id=p.id, vector=shape(p.vector).tolist(), payload=p.payload)
                     for p in points
                 ],
                 wait=True,
@@ -221,7 +227,7 @@ class ClientVectors:
         try:
             response = self._client.query_points(
                 self.collection,
-                query=np.asarray(vector, dtype=np.float32).tolist(),
+                query=self._query(vector),
                 query_filter=self._filter(flt),
                 limit=limit,
                 with_payload=False,
@@ -230,6 +236,11 @@ class ClientVectors:
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("search", exc) from exc
         return [(int(p.id), float(p.score)) for p in response.points]
+
+    def _query(self, vector: np.ndarray) -> list[Any]:
+        """The query as the collection takes it (a multivector of one row for rows)."""
+        single = first_row(vector).tolist()
+        return [single] if self.rows else single
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ids:
@@ -240,7 +251,7 @@ class ClientVectors:
             raise self._wrap("retrieve", exc) from exc
         return {int(r.id): dict(r.payload or {}) for r in records}
 
-    def vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+    def vectors(self, ids: Sequence[int], rows: bool = False) -> dict[int, np.ndarray]:
         if not ids:
             return {}
         try:
@@ -249,15 +260,16 @@ class ClientVectors:
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("retrieve", exc) from exc
-        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+        shape = as_rows if rows else first_row
+        return {int(r.id): shape(np.asarray(r.vector, dtype=np.float32)) for r in records}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         records = self._scroll(after_id, limit, with_vectors=False)
         return [(int(r.id), dict(r.payload or {})) for r in records]
 
-    def export(self, after_id: int, limit: int) -> list[tuple[int, list[float], dict[str, Any]]]:
+    def export(self, after_id: int, limit: int) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
         records = self._scroll(after_id, limit, with_vectors=True)
-        return [(int(r.id), list(r.vector), dict(r.payload or {})) for r in records]
+        return [(int(r.id), as_rows(np.asarray(r.vector)), dict(r.payload or {})) for r in records]
 
     def _scroll(self, after_id: int, limit: int, with_vectors: bool) -> list[Any]:
         try:
