@@ -14,6 +14,7 @@ from ephemera_tui.engine.sync.worker import Worker, WorkerRun, health
 from ephemera_tui.engine.vectors.index import BUILD_KEY, LAST_BUILD_KEY
 
 from .conftest import FixedClock, fill_numbered
+from .test_vector_rows import LONG
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +35,8 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
     with Engine(settings, clock=clock) as engine:
         fill_numbered(engine, 8000)  # ~12 MB of vectors: qdrant indexes segments from ~10 MB up
         old_shard = engine.vectors_path
+        (exported,) = engine.browse(limit=1, offset=20)
+        engine.update(exported.id, Draft(LONG, created_at=exported.created_at))  # rows: exported
         worker = Worker(engine, index_threshold=1000)
         started = worker.run_once()
         assert started.index is not None and "building the HNSW index of 8000" in started.index
@@ -42,9 +45,8 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
         # meanwhile: capture, edit, delete, and search by meaning in this process
         added = engine.add(Draft("a violet kite over the harbour during the build"))
         first, second = engine.browse(limit=2, offset=10)
-        engine.update(
-            first.id, Draft("rewritten while the index was building", created_at=first.created_at)
-        )
+        rewritten = "Rewritten while the index was building. " + LONG  # rows: replayed
+        engine.update(first.id, Draft(rewritten, created_at=first.created_at))
         engine.delete(second.id)
         during = engine.search("violet kite harbour")
         assert during.notices == () and during.mode == "hybrid"
@@ -62,7 +64,9 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
         assert info["indexed"] >= 7000
         assert engine.check().problems == 0  # the writes made during the build were replayed
         assert engine.search("violet kite harbour").hits[0].memory.id == added.id
-        assert engine.search("rewritten while building").hits[0].memory.id == first.id
+        assert engine.search("rewritten").hits[0].memory.id == first.id
+        rows = engine.vectors().vectors([exported.id, first.id], rows=True)  # type: ignore[union-attr]
+        assert {k: len(v) for k, v in rows.items()} == {exported.id: 6, first.id: 7}
         last = json.loads(engine.store.get_meta(LAST_BUILD_KEY) or "{}")
         assert last["replayed"] == 3 and last["points"] == 8000
         assert not health(engine).index_building
