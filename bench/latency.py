@@ -55,6 +55,7 @@ from quality_locomo import load_conversation
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.embedder import CachedEmbedder, Embedder
 from ephemera_tui.engine.vectors import VectorPoint
+from ephemera_tui.engine.vectors.rows import compose, sentences
 
 TAGS = [
     "work",
@@ -109,10 +110,32 @@ def corpus_inputs(
     return turns, questions, turn_vectors, doc_embedder, disk_model.inner  # loads the model
 
 
+def turn_sentences(turns: list[str], no_cache: bool = False) -> list[np.ndarray]:
+    """Each turn's sentence vectors (none for a turn that gets one row), disk-cached: the
+    rows a synthetic memory built on that turn carries (``engine/vectors/rows.py``)."""
+    embedder, cache = cached_embedder(no_cache)
+    split = [sentences(t) for t in turns]
+    flat = [s for parts in split for s in parts]
+    vectors = embedder.embed(flat) if flat else np.zeros((0, 384), dtype=np.float32)
+    cache.save()
+    out, at = [], 0
+    for parts in split:
+        out.append(vectors[at : at + len(parts)])
+        at += len(parts)
+    return out
+
+
 def build_corpus(
-    engine: Engine, turns: list[str], vectors: np.ndarray, size: int, seed: int = 7
+    engine: Engine,
+    turns: list[str],
+    vectors: np.ndarray,
+    size: int,
+    seed: int = 7,
+    turn_rows: list[np.ndarray] | None = None,
 ) -> float:
-    """Insert ``size`` synthetic memories with vectors; return seconds taken."""
+    """Insert ``size`` synthetic memories with vectors; return seconds taken. With
+    ``turn_rows`` (``turn_sentences``) a memory built on a turn of several sentences gets
+    that turn's sentence rows, as the engine would store them."""
     rng = np.random.default_rng(seed)
     pyrng = random.Random(seed)
     clock = Stopwatch()
@@ -144,7 +167,15 @@ def build_corpus(
                 )
             )
         memories = store.insert(drafts)
-        vec_store.upsert([VectorPoint(m.id, vecs[i], payload(m)) for i, m in enumerate(memories)])
+        points = [
+            VectorPoint(
+                m.id,
+                compose(vecs[i], turn_rows[first[i]]) if turn_rows is not None else vecs[i],
+                payload(m),
+            )
+            for i, m in enumerate(memories)
+        ]
+        vec_store.upsert(points)
         store.clear_outbox(store.outbox_for([m.id for m in memories]))
     vec_store.flush()
     return clock()
@@ -315,6 +346,9 @@ def main() -> int:
         "--optimize", action="store_true", help="build the HNSW index (ephemera optimize) first"
     )
     parser.add_argument("--no-floor", action="store_true", help="skip the floor line")
+    parser.add_argument(
+        "--one-row", action="store_true", help="one row per memory (no sentence rows)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     overrides = settings_overrides(args.set)
@@ -322,6 +356,7 @@ def main() -> int:
     turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(
         args.data, args.no_cache, precision
     )
+    turn_rows = None if args.one_row else turn_sentences(turns, args.no_cache)
     rows = []
     floor_rows = []
     figures = []
@@ -329,7 +364,7 @@ def main() -> int:
         with temp_dir(f"latency-{size}") as tmp:
             data = Path(tmp)
             engine = make_engine(data, overrides, doc_embedder)
-            build_s = build_corpus(engine, turns, turn_vectors, size)
+            build_s = build_corpus(engine, turns, turn_vectors, size, turn_rows=turn_rows)
             if args.optimize:
                 from ephemera_tui.engine.vectors.index import build_index
 
