@@ -20,6 +20,7 @@ from ephemera_tui.engine.vectors.rows import (
     compose,
     embed_rows,
     sentences,
+    with_sentences,
 )
 from tests.conftest import FixedClock
 from tests.test_backup import wipe
@@ -68,6 +69,14 @@ def test_the_rows_score_a_query_as_the_memory_raised_by_its_best_sentence() -> N
     out = embed_rows(embed, [SHORT, LONG])  # type: ignore[arg-type]
     assert len(calls) == 1 and len(calls[0]) == 2 + 5  # one batch: both texts, 5 sentences
     assert [len(r) for r in out] == [1, 6]
+
+    # a vector reused from an import: only the sentences are embedded, and row 0 is scaled
+    # to unit length (rows are compared by Dot product)
+    calls.clear()
+    reused = with_sentences(embed, [memory * 3, memory * 2], [SHORT, LONG])  # type: ignore[arg-type]
+    assert calls == [sentences(LONG)]
+    assert [len(r) for r in reused] == [1, 6]
+    assert np.allclose(reused[0][0], memory) and np.allclose(reused[1][0], memory)
 
 
 def _rows_of(engine: Engine, memory_id: int) -> int:

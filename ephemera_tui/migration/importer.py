@@ -28,11 +28,12 @@ import numpy as np
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select
 
-from ..engine.core import Engine
+from ..engine.core import Engine, embed_text
 from ..engine.domain import Draft, Memory
 from ..engine.errors import DatabaseError, EphemeraError, NotFoundError, ValidationError
 from ..engine.store import FRAGMENTS
 from ..engine.vectors import VectorPoint
+from ..engine.vectors.rows import with_sentences
 from . import state
 from .mapping import FieldMap, Mapped, map_document
 from .readers import MigrationError, Source
@@ -472,11 +473,17 @@ class Importer:
         if reuse:
             memories = self.store.get_many(list(reuse))
             items = self.store.outbox_for(list(reuse))
+            kept = [mid for mid in reuse if mid in memories]
+            # a long memory's sentence rows are embedded here; its own vector is reused
+            rows = with_sentences(
+                engine.embedder.embed,
+                [reuse[mid] for mid in kept],
+                [embed_text(memories[mid]) for mid in kept],
+            )
             vectors.upsert(
                 [
-                    VectorPoint(mid, reuse[mid], engine.vector_manager.payload(memories[mid]))
-                    for mid in reuse
-                    if mid in memories
+                    VectorPoint(mid, rows[n], engine.vector_manager.payload(memories[mid]))
+                    for n, mid in enumerate(kept)
                 ]
             )
             self.store.clear_outbox([i for i in items if i.op == "upsert"])

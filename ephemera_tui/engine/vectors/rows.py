@@ -49,8 +49,13 @@ def sentences(text: str) -> list[str]:
 
 
 def compose(memory: np.ndarray, sentence_vectors: np.ndarray) -> np.ndarray:
-    """The rows of one memory: its vector, then one blended row per sentence."""
+    """The rows of one memory: its vector (scaled to unit length: rows are compared by Dot
+    product, and a vector reused from an import may not be), then one blended row per
+    sentence."""
     memory = np.asarray(memory, dtype=np.float32)
+    norm = float(np.linalg.norm(memory))
+    if norm > 0:
+        memory = memory / norm
     if not len(sentence_vectors):
         return memory[None, :]
     blended = (1 - SENTENCE_SHARE) * memory[None, :] + SENTENCE_SHARE * sentence_vectors
@@ -63,12 +68,31 @@ def embed_rows(
     """Each text's rows (``(1 + sentences, dim)``), from one call of ``embed`` for the
     texts and all their sentences together (one batch keeps the model busy)."""
     split = [sentences(t) for t in texts]
-    flat = list(texts) + [s for parts in split for s in parts]
-    vectors = embed(flat)
+    vectors = embed(list(texts) + [s for parts in split for s in parts])
+    return _composed(list(vectors[: len(texts)]), split, vectors[len(texts) :])
+
+
+def with_sentences(
+    embed: Callable[[Sequence[str]], np.ndarray],
+    vectors: Sequence[np.ndarray],
+    texts: Sequence[str],
+) -> list[np.ndarray]:
+    """Rows for memories whose own vectors are known already (reused from an import):
+    only their sentences are embedded."""
+    split = [sentences(t) for t in texts]
+    flat = [s for parts in split for s in parts]
+    if not flat:
+        return [compose(v, np.zeros((0, len(v)), dtype=np.float32)) for v in vectors]
+    return _composed(vectors, split, embed(flat))
+
+
+def _composed(
+    vectors: Sequence[np.ndarray], split: list[list[str]], sentence_vectors: np.ndarray
+) -> list[np.ndarray]:
     out: list[np.ndarray] = []
-    at = len(texts)
-    for n, parts in enumerate(split):
-        out.append(compose(vectors[n], vectors[at : at + len(parts)]))
+    at = 0
+    for vector, parts in zip(vectors, split, strict=True):
+        out.append(compose(vector, sentence_vectors[at : at + len(parts)]))
         at += len(parts)
     return out
 
