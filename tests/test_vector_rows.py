@@ -149,3 +149,33 @@ def test_a_store_made_before_rows_keeps_one_vector_per_memory(tmp_path: Path) ->
         assert fresh.rows is True  # a store made now holds rows
     finally:
         fresh.close()
+
+
+def test_reembed_rebuilds_a_store_made_before_rows_with_rows(
+    settings: Settings, clock: FixedClock
+) -> None:
+    """`ephemera reembed` with the same model upgrades a store of one vector per memory (it
+    used to answer "nothing to re-embed"); once upgraded, it has nothing to do again."""
+    import qdrant_edge as q
+
+    with Engine(settings, clock=clock) as engine:
+        path = engine.vectors_path
+    path.mkdir(parents=True)
+    dim = 384
+    old = q.EdgeShard.create(
+        str(path), q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine))
+    )
+    old.close()
+    (path.parent / f"{path.name}.json").write_text(
+        json.dumps({"collection": path.name, "dim": dim})
+    )
+    with Engine(settings, clock=clock) as engine:
+        long = engine.add(Draft(LONG))
+        engine.sync()
+        assert _rows_of(engine, long.id) == 1
+        report = engine.reembed()
+        assert report.switched and any("one vector per memory" in n for n in report.notes)
+        assert _rows_of(engine, long.id) == 6
+        assert engine.search("heron in the estuary").hits[0].memory.id == long.id
+        again = engine.reembed()
+        assert not again.switched and any("nothing to re-embed" in n for n in again.notes)

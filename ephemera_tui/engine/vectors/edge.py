@@ -78,8 +78,15 @@ class EdgeVectors:
     kind = "embedded"
 
     def __init__(
-        self, path: Path, dim: int, hnsw_ef: int = 128, lock: ShardLock | None = None
+        self,
+        path: Path,
+        dim: int,
+        hnsw_ef: int = 128,
+        lock: ShardLock | None = None,
+        rows: bool = True,
     ) -> None:
+        """Open the shard at ``path``, or create it (with ``rows``: a store of rows; without,
+        one vector per point, for a rebuilt copy of such a store)."""
         import qdrant_edge as q
 
         self._q = q
@@ -89,7 +96,7 @@ class EdgeVectors:
         self._lock = threading.RLock()
         self._closed = False
         self._journal: set[int] | None = None  # ids written while a background index builds
-        self.rows = True
+        self.rows = rows
         meta_path = path.parent / f"{path.name}.json"
         self._shard_lock: ShardLock | None = lock or ShardLock(path)
         exists = (path / "wal").exists() or any(path.glob("segments/*")) if path.exists() else False

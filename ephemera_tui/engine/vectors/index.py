@@ -184,7 +184,7 @@ class BackgroundIndex:
         engine.store.set_meta(BUILD_KEY, self._target_name)
         source.start_journal()
         args = [sys.executable, "-m", "ephemera_tui.engine.vectors.index", str(work), str(target)]
-        args.append(str(source.dim))
+        args += [str(source.dim), "rows" if source.rows else "one"]  # the copy keeps the format
         try:
             count = _export(source, work)
             self._started = time.perf_counter()
@@ -311,7 +311,7 @@ def _export(source: EdgeVectors, work: Path) -> int:
     return count
 
 
-def _build_from_export(work: Path, target: Path, dim: int) -> None:
+def _build_from_export(work: Path, target: Path, dim: int, rows: bool = True) -> None:
     """The builder process: a new shard at ``target`` from ``work``'s export, indexed."""
     with contextlib.suppress(OSError):
         os.nice(10)
@@ -320,13 +320,13 @@ def _build_from_export(work: Path, target: Path, dim: int) -> None:
     counts = np.fromfile(work / "rows.u32", dtype=np.uint32).astype(np.int64)
     starts = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)])
     vectors = np.memmap(work / "vectors.f32", dtype=np.float32, mode="r").reshape(-1, dim)
-    store = EdgeVectors(target, dim)
+    store = EdgeVectors(target, dim, rows=rows)
     try:
         with (work / "payloads.jsonl").open(encoding="utf-8") as payloads:
             batch: list[VectorPoint] = []
             for n, line in enumerate(payloads):
-                rows = np.asarray(vectors[starts[n] : starts[n + 1]])
-                batch.append(VectorPoint(int(ids[n]), rows, json.loads(line)))
+                point_rows = np.asarray(vectors[starts[n] : starts[n + 1]])
+                batch.append(VectorPoint(int(ids[n]), point_rows, json.loads(line)))
                 if len(batch) == EXPORT_PAGE:
                     store.upsert(batch)
                     batch = []
@@ -340,4 +340,6 @@ def _build_from_export(work: Path, target: Path, dim: int) -> None:
 
 
 if __name__ == "__main__":
-    _build_from_export(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]))
+    _build_from_export(
+        Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4:5] != ["one"]
+    )

@@ -94,7 +94,8 @@ def reembed(
     recorded = store.get_meta(MetaKey.VECTOR_MODEL)
     drop_retired(engine)
     state = _state(engine)
-    if recorded is None or recorded == model:
+    upgrade = (recorded is None or recorded == model) and _one_vector_each(engine)
+    if (recorded is None or recorded == model) and not upgrade:
         report = ReembedReport(model, active)
         if recorded is None:
             store.set_meta(MetaKey.VECTOR_MODEL, model)
@@ -104,8 +105,13 @@ def reembed(
             report.notes.append(f"abandoned the unfinished re-embed into {state['collection']}")
         report.notes.append(f"the vectors are already made by {model!r}; nothing to re-embed")
         return report
-    target_name = collection_for(model)
+    # a store of one vector per memory (made before rows) is rebuilt with rows, same model
+    target_name = collection_for(model) + ("_rows" if upgrade else "")
     report = ReembedReport(model, target_name, previous=active)
+    if upgrade:
+        report.notes.append(
+            f"{active} holds one vector per memory: re-embedding with sentence rows"
+        )
     if target_name == active:
         raise EphemeraError(f"collection {target_name} is already the active one")
     last = -1
@@ -249,6 +255,12 @@ def _normal(payload: dict[str, Any]) -> dict[str, Any]:
 
 def _open_target(engine: Engine, name: str, dim: int) -> VectorStore:
     return engine.vector_manager.open_collection(name, dim)
+
+
+def _one_vector_each(engine: Engine) -> bool:
+    """Whether the active collection was made before rows (one vector per memory)."""
+    vectors = engine.vectors()
+    return vectors is not None and getattr(vectors, "rows", True) is False
 
 
 def _embed(
