@@ -72,8 +72,8 @@ class EdgeVectors:
 
     A shard made by this version stores each memory as rows (``vectors/rows.py``: MaxSim
     over Dot products); a shard made before it holds one Cosine vector per memory and keeps
-    doing so (``rows`` False: a point's first row is stored), until a rebuild or a re-embed
-    replaces it with a shard of rows."""
+    doing so (``rows`` False: a point's first row is stored; a background index build copies
+    it as it is) until ``ephemera reembed`` replaces it with a shard of rows."""
 
     kind = "embedded"
 

@@ -10,9 +10,9 @@ products of unit vectors):
 
 Its score for a query ``q`` is then ``cos(q, m) + SENTENCE_SHARE · max(0, max_i cos(q, s_i)
 - cos(q, m))``: the memory's own similarity, raised by a share of how far its best sentence
-beats it. A short memory keeps one row, so its score is its cosine as before. Measured
-offline (docs/benchmarks.md, ninth session): SciFact nDCG@10 0.732 → 0.747 and LoCoMo R@5 /
-R@10 0.584 / 0.675 → 0.588 / 0.684, with shares from 0.3 to 0.5 within 0.002 on SciFact.
+beats it. A short memory keeps one row, so its score is its cosine as before. Measured end
+to end on SQLite (docs/benchmarks.md, ninth session): SciFact nDCG@10 0.734 → 0.743, LoCoMo
+R@5 / R@10 0.584 / 0.677 → 0.586 / 0.684; shares from 0.3 to 0.5 helped both sets offline.
 """
 
 from __future__ import annotations
