@@ -34,7 +34,7 @@ from _common import (
     table,
     table_sizes,
 )
-from latency import build_corpus, corpus_inputs, dir_mb, rss_mb, run_scenario
+from latency import build_corpus, corpus_inputs, dir_mb, rss_mb, run_scenario, turn_sentences
 
 from ephemera_tui.engine import Settings
 from ephemera_tui.engine.embedder import CachedEmbedder
@@ -45,6 +45,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1_000_000, help="memories to build")
     parser.add_argument("--queries", type=int, default=100, help="queries per scenario")
     parser.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this dir")
+    parser.add_argument(
+        "--one-row", action="store_true", help="one row per memory (no sentence rows)"
+    )
     args = parser.parse_args()
     overrides = settings_overrides(args.set)
     precision = Settings(**overrides).query_precision
@@ -77,7 +80,8 @@ def run(
     try:
         if "database_url" in overrides or not (data / "ephemera.db").exists():
             engine = make_engine(data, overrides, doc_embedder)
-            build_s = build_corpus(engine, turns, turn_vectors, args.count)
+            turn_rows = None if args.one_row else turn_sentences(turns, args.no_cache)
+            build_s = build_corpus(engine, turns, turn_vectors, args.count, turn_rows=turn_rows)
             facts["build_s"] = round(build_s, 1)
             facts["build_rate_per_s"] = round(args.count / build_s)
             facts["rss_after_build_mb"] = round(rss_mb())
