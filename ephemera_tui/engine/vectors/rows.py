@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 SENTENCE_SHARE = 0.3
-MIN_WORDS = 36  # about 48 wordpieces: shorter memories keep one row
+MIN_WORDS = 48  # about 64 wordpieces: shorter memories keep one row
 MAX_SENTENCES = 32  # longer memories have their sentences merged into this many rows
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n\s*\n?")
