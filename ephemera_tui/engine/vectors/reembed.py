@@ -94,8 +94,9 @@ def reembed(
     recorded = store.get_meta(MetaKey.VECTOR_MODEL)
     drop_retired(engine)
     state = _state(engine)
-    upgrade = (recorded is None or recorded == model) and _one_vector_each(engine)
-    if (recorded is None or recorded == model) and not upgrade:
+    same_model = recorded is None or recorded == model
+    upgrade = same_model and _one_vector_each(engine)
+    if same_model and not upgrade:
         report = ReembedReport(model, active)
         if recorded is None:
             store.set_meta(MetaKey.VECTOR_MODEL, model)

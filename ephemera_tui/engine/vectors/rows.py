@@ -81,9 +81,7 @@ def with_sentences(
     only their sentences are embedded."""
     split = [sentences(t) for t in texts]
     flat = [s for parts in split for s in parts]
-    if not flat:
-        return [compose(v, np.zeros((0, len(v)), dtype=np.float32)) for v in vectors]
-    return _composed(vectors, split, embed(flat))
+    return _composed(vectors, split, embed(flat) if flat else np.zeros((0, 0), np.float32))
 
 
 def _composed(
