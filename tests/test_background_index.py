@@ -11,10 +11,11 @@ import pytest
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.sync.worker import Worker, WorkerRun, health
+from ephemera_tui.engine.vectors.base import HEAD_ROWS, ROWS
 from ephemera_tui.engine.vectors.index import BUILD_KEY, LAST_BUILD_KEY
 
 from .conftest import FixedClock, fill_numbered
-from .test_vector_rows import LONG
+from .test_vector_rows import LONG, make_old_shard
 
 pytestmark = pytest.mark.slow
 
@@ -58,6 +59,7 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
         assert finished.index is not None and finished.index.startswith("HNSW index built")
 
         assert engine.vector_collection().startswith("ephemera_memory_vectors__hnsw")
+        assert engine.vectors().format == HEAD_ROWS  # type: ignore[union-attr]
         assert not old_shard.exists()  # the old shard was dropped
         info = engine.vectors().index_info()  # type: ignore[union-attr]
         assert info["points"] == engine.count() == 8000
@@ -74,6 +76,29 @@ def test_build_runs_beside_search_and_writes_then_takes_over(
 
         # the next build starts only once enough vectors are unindexed again
         assert worker.run_once().index is None
+
+
+def test_a_build_moves_a_store_of_rows_to_head_rows(settings: Settings, clock: FixedClock) -> None:
+    """A store whose rows were indexed as a whole (an earlier version's format) comes back
+    from a background build in the head+rows format with every row, without a re-embed."""
+    with Engine(settings, clock=clock) as engine:
+        path = engine.vectors_path
+    path.mkdir(parents=True)
+    make_old_shard(path, 384, ROWS)
+    with Engine(settings, clock=clock) as engine:
+        fill_numbered(engine, 1500)
+        long = engine.add(Draft(LONG))
+        engine.sync()
+        assert engine.vectors().format == ROWS  # type: ignore[union-attr]
+        worker = Worker(engine, index_threshold=1000)
+        assert worker.run_once().index is not None
+        assert _until_finished(worker).errors == []
+        vectors = engine.vectors()
+        assert vectors is not None and vectors.format == HEAD_ROWS  # type: ignore[attr-defined]
+        assert len(vectors.vectors([long.id], rows=True)[long.id]) == 6
+        assert vectors.count() == engine.count() == 1501
+        assert engine.search("heron in the estuary").hits[0].memory.id == long.id
+        assert engine.check().problems == 0
 
 
 def test_the_hand_over_waits_for_the_user_to_pause(settings: Settings, clock: FixedClock) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.backup.sets import create_backup, restore_backup
+from ephemera_tui.engine.filters import SearchFilter
 from ephemera_tui.engine.vectors import VectorPoint
+from ephemera_tui.engine.vectors.base import HEAD_ROWS, ONE, ROWS
 from ephemera_tui.engine.vectors.edge import EdgeVectors
 from ephemera_tui.engine.vectors.rows import (
     MAX_SENTENCES,
@@ -22,6 +25,7 @@ from ephemera_tui.engine.vectors.rows import (
     sentences,
     with_sentences,
 )
+from ephemera_tui.engine.vectors.server import ClientVectors
 from tests.conftest import FixedClock
 from tests.test_backup import wipe
 
@@ -122,59 +126,111 @@ def test_rows_are_stored_searched_backed_up_and_restored(
         assert [(h.memory.id, round(h.score, 5)) for h in engine.search(query).hits] == before
 
 
-def test_a_store_made_before_rows_keeps_one_vector_per_memory(tmp_path: Path) -> None:
-    """A shard created with one Cosine vector per point (every store before rows) opens as
-    such: rows written to it store their first row, and it searches as before."""
+def make_old_shard(path: Path, dim: int, stored: str) -> None:
+    """An empty shard as an earlier version made it: one Cosine vector per point (``one``) or
+    one MaxSim multivector of rows, indexed as a whole (``rows``)."""
     import qdrant_edge as q
 
-    path = tmp_path / "shard"
-    old = q.EdgeShard.create(
-        str(path), q.EdgeConfig(vectors=q.EdgeVectorParams(size=4, distance=q.Distance.Cosine))
+    if stored == ONE:
+        params = q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine)
+    else:
+        maxsim = q.MultiVectorConfig(q.MultiVectorComparator.MaxSim)
+        params = q.EdgeVectorParams(size=dim, distance=q.Distance.Dot, multivector_config=maxsim)
+    q.EdgeShard.create(str(path), q.EdgeConfig(vectors=params)).close()
+    (path.parent / f"{path.name}.json").write_text(
+        json.dumps({"collection": path.name, "dim": dim})
     )
-    old.close()
-    (tmp_path / "shard.json").write_text(json.dumps({"collection": "shard", "dim": 4}))
+
+
+@pytest.mark.parametrize("stored", [ONE, ROWS])
+def test_a_store_in_an_older_format_keeps_it(tmp_path: Path, stored: str) -> None:
+    """A shard made by an earlier version opens in its own format: rows written to a store of
+    one vector keep their first row, a store of rows keeps them all, and both search as
+    before (the best row's score); a store made now has the head+rows format."""
+    path = tmp_path / "shard"
+    make_old_shard(path, 4, stored)
     store = EdgeVectors(path, 4)
     try:
-        assert store.rows is False
-        rows = np.array([[1, 0, 0, 0], [0.7, 0.3, 0, 0]], dtype=np.float32)
-        store.upsert(
-            [VectorPoint(1, rows, {}), VectorPoint(2, rows[1] / np.linalg.norm(rows[1]), {})]
+        assert store.format == stored
+        rows = np.array([[1, 0, 0, 0], [0, 1, 0, 0]], dtype=np.float32)
+        store.upsert([VectorPoint(1, rows, {}), VectorPoint(2, np.array([0.6, 0.8, 0, 0]), {})])
+        kept = 1 if stored == ONE else 2
+        assert store.vectors([1], rows=True)[1].shape == (kept, 4)
+        assert [pid for pid, _ in store.search(np.array([0, 1, 0, 0], dtype=np.float32), 2)] == (
+            [2, 1] if stored == ONE else [1, 2]
         )
-        assert store.vectors([1], rows=True)[1].shape == (1, 4)
-        assert store.search(np.array([1, 0, 0, 0], dtype=np.float32), 2)[0][0] == 1
     finally:
         store.close()
     fresh = EdgeVectors(tmp_path / "new", 4)
     try:
-        assert fresh.rows is True  # a store made now holds rows
+        assert fresh.format == HEAD_ROWS
     finally:
         fresh.close()
 
 
-def test_reembed_rebuilds_a_store_made_before_rows_with_rows(
-    settings: Settings, clock: FixedClock
+@pytest.mark.parametrize("backend", ["embedded", "server"])
+def test_head_rows_search_orders_the_heads_candidates_by_their_rows(
+    tmp_path: Path, backend: str
 ) -> None:
-    """`ephemera reembed` with the same model upgrades a store of one vector per memory (it
-    used to answer "nothing to re-embed"); once upgraded, it has nothing to do again."""
-    import qdrant_edge as q
+    """In the head+rows format the index finds candidates by a memory's own vector and a
+    sentence row then decides the order, the score is the best row's, and a filter holds for
+    both stages; an id's own vector and all its rows read back as stored."""
+    store: Any
+    if backend == "embedded":
+        store = EdgeVectors(tmp_path / "shard", 4)
+    else:
+        store = ClientVectors(":memory:", 4)
+    try:
+        assert store.format == HEAD_ROWS
+        e = np.eye(4, dtype=np.float32)
+        two_rows = np.stack([e[0], e[1]])  # its own vector e0, a sentence row e1
+        store.upsert(
+            [
+                VectorPoint(1, two_rows, {"source": "a"}),
+                VectorPoint(2, unit_vector([0.3, 0.7, 0, 0.648]), {"source": "b"}),
+                VectorPoint(3, e[2], {"source": "b"}),
+            ]
+        )
+        query = unit_vector([0.2, 1.0, 0, 0])
+        found = store.search(query, 3)
+        assert [pid for pid, _ in found] == [1, 2, 3]
+        assert found[0][1] == pytest.approx(float((two_rows @ query).max()), abs=1e-5)
+        only_b = store.search(query, 3, SearchFilter(sources=("b",)))
+        assert [pid for pid, _ in only_b] == [2, 3]
+        assert np.allclose(store.vectors([1])[1], e[0])
+        assert np.allclose(store.vectors([1], rows=True)[1], two_rows)
+        assert [(pid, rows.shape) for pid, rows, _ in store.export(-1, 10)] == [
+            (1, (2, 4)),
+            (2, (1, 4)),
+            (3, (1, 4)),
+        ]
+    finally:
+        store.close()
 
+
+def unit_vector(values: list[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float32)
+    return array / np.linalg.norm(array)
+
+
+@pytest.mark.parametrize("stored", [ONE, ROWS])
+def test_reembed_rebuilds_a_store_in_an_older_format_as_head_rows(
+    settings: Settings, clock: FixedClock, stored: str
+) -> None:
+    """`ephemera reembed` with the same model moves a store of an older format (one vector
+    per memory, or rows indexed as a whole) to head+rows (it used to answer "nothing to
+    re-embed"); once moved, it has nothing to do again."""
     with Engine(settings, clock=clock) as engine:
         path = engine.vectors_path
     path.mkdir(parents=True)
-    dim = 384
-    old = q.EdgeShard.create(
-        str(path), q.EdgeConfig(vectors=q.EdgeVectorParams(size=dim, distance=q.Distance.Cosine))
-    )
-    old.close()
-    (path.parent / f"{path.name}.json").write_text(
-        json.dumps({"collection": path.name, "dim": dim})
-    )
+    make_old_shard(path, 384, stored)
     with Engine(settings, clock=clock) as engine:
         long = engine.add(Draft(LONG))
         engine.sync()
-        assert _rows_of(engine, long.id) == 1
+        assert _rows_of(engine, long.id) == (1 if stored == ONE else 6)
         report = engine.reembed()
-        assert report.switched and any("one vector per memory" in n for n in report.notes)
+        assert report.switched and any(f"older {stored!r} format" in n for n in report.notes)
+        assert engine.vectors().format == HEAD_ROWS  # type: ignore[union-attr]
         assert _rows_of(engine, long.id) == 6
         assert engine.search("heron in the estuary").hits[0].memory.id == long.id
         again = engine.reembed()

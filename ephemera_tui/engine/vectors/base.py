@@ -1,11 +1,20 @@
 """The vector store interface and the facts every backend shares.
 
 Collection ``ephemera_memory_vectors``: the model's dimension (384 by default), HNSW m=16,
-ef_construct=100. Each point holds a memory's rows (its vector and, for a longer memory, one
-per sentence: ``rows.py``), compared by MaxSim over Dot products (collections made before
-rows hold one Cosine vector). Point id = memory id; payload = created_at, source,
-importance, confidence, tags, content hash and model name, with payload indexes on the
-filter fields.
+ef_construct=100. Point id = memory id; payload = created_at, source, importance,
+confidence, tags, content hash and model name, with payload indexes on the filter fields.
+
+How a point holds a memory is the collection's *format* (``FORMATS``, newest first):
+
+- ``head+rows``: two named vectors, ``head`` (the memory's own vector, in the HNSW index) and
+  ``rows`` (its rows, ``rows.py``, compared by MaxSim over Dot products, not indexed). A search
+  takes the head's nearest candidates from the index and orders them by their rows. Indexing
+  one vector per memory keeps the index as fast to build and search as a store of one vector;
+- ``rows``: the rows alone, indexed by MaxSim (stores made while rows were new: every index
+  distance compares whole multivectors, so search and build slow down with each extra row);
+- ``one``: one Cosine vector per memory (stores made before rows).
+
+Older formats keep working as they are; ``ephemera reembed`` rebuilds a store in the newest.
 """
 
 from __future__ import annotations
@@ -22,6 +31,11 @@ from ..filters import SearchFilter
 COLLECTION = "ephemera_memory_vectors"
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 100
+HEAD_ROWS = "head+rows"
+ROWS = "rows"
+ONE = "one"
+FORMATS = (HEAD_ROWS, ROWS, ONE)
+HEAD, ROWS_VECTOR = "head", "rows"  # the vector names of the head+rows format
 INTEGER_FIELDS = ("created_at", "importance", "confidence")
 KEYWORD_FIELDS = ("source", "tags", "tags_lc", "hash", "model")
 
@@ -76,6 +90,13 @@ def check_dim(actual: int, expected: int, where: str) -> None:
             f"{where} holds {actual}-d vectors; use the model that made it, or run "
             "`ephemera reembed` to move to this one"
         )
+
+
+def prefetch_depth(limit: int, hnsw_ef: int) -> int:
+    """Head candidates a head+rows search orders by rows: at least the beam the HNSW index
+    explores anyway, so the rows reorder what the index found at no extra index cost (on
+    both dev sets the results equal ordering every point by its rows: docs/benchmarks.md)."""
+    return max(limit, hnsw_ef)
 
 
 def collection_for(model: str) -> str:

@@ -15,7 +15,20 @@ import numpy as np
 
 from ..errors import EmbeddingError, VectorStoreError
 from ..filters import SearchFilter, tag_spellings
-from .base import HNSW_EF_CONSTRUCT, HNSW_M, INTEGER_FIELDS, KEYWORD_FIELDS, VectorPoint, check_dim
+from .base import (
+    HEAD,
+    HEAD_ROWS,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    INTEGER_FIELDS,
+    KEYWORD_FIELDS,
+    ONE,
+    ROWS,
+    ROWS_VECTOR,
+    VectorPoint,
+    check_dim,
+    prefetch_depth,
+)
 from .rows import as_rows, first_row
 
 
@@ -70,10 +83,9 @@ def search_threads() -> int:
 class EdgeVectors:
     """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time.
 
-    A shard made by this version stores each memory as rows (``vectors/rows.py``: MaxSim
-    over Dot products); a shard made before it holds one Cosine vector per memory and keeps
-    doing so (``rows`` False: a point's first row is stored; a background index build copies
-    it as it is) until ``ephemera reembed`` replaces it with a shard of rows."""
+    A shard made by this version has the ``head+rows`` format (``vectors/base.py``); one made
+    earlier keeps its own format (its ``edge_config.json`` says which; a background index
+    build copies it as it is) until ``ephemera reembed`` replaces it."""
 
     kind = "embedded"
 
@@ -83,10 +95,10 @@ class EdgeVectors:
         dim: int,
         hnsw_ef: int = 128,
         lock: ShardLock | None = None,
-        rows: bool = True,
+        format: str = HEAD_ROWS,
     ) -> None:
-        """Open the shard at ``path``, or create it (with ``rows``: a store of rows; without,
-        one vector per point, for a rebuilt copy of such a store)."""
+        """Open the shard at ``path``, or create it in ``format`` (an older one only for a
+        rebuilt copy of a store in that format)."""
         import qdrant_edge as q
 
         self._q = q
@@ -96,7 +108,7 @@ class EdgeVectors:
         self._lock = threading.RLock()
         self._closed = False
         self._journal: set[int] | None = None  # ids written while a background index builds
-        self.rows = rows
+        self.format = format
         meta_path = path.parent / f"{path.name}.json"
         self._shard_lock: ShardLock | None = lock or ShardLock(path)
         exists = (path / "wal").exists() or any(path.glob("segments/*")) if path.exists() else False
@@ -105,7 +117,7 @@ class EdgeVectors:
                 meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
                 if meta:
                     check_dim(int(meta.get("dim", dim)), dim, str(path))
-                self.rows = _stored_rows(path)
+                self.format = _stored_format(path)
                 self._shard = self._load(path)
             else:
                 path.mkdir(parents=True, exist_ok=True)
@@ -131,21 +143,36 @@ class EdgeVectors:
 
     def _config(self) -> Any:
         q = self._q
-        if self.rows:
-            params = q.EdgeVectorParams(
+        hnsw = q.HnswIndexConfig(
+            m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=10_000
+        )
+        return q.EdgeConfig(
+            vectors=self._params(), hnsw_config=hnsw, max_search_threads=search_threads()
+        )
+
+    def _params(self) -> Any:
+        """The vector parameters of this format."""
+        q = self._q
+        if self.format == ONE:
+            return q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine)
+        maxsim = q.MultiVectorConfig(q.MultiVectorComparator.MaxSim)
+        if self.format == ROWS:
+            return q.EdgeVectorParams(
+                size=self.dim, distance=q.Distance.Dot, multivector_config=maxsim
+            )
+        # head+rows: the head is indexed; rows (m=0: no graph) only reorder its candidates
+        unindexed = q.HnswIndexConfig(
+            m=0, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=10_000
+        )
+        return {
+            HEAD: q.EdgeVectorParams(size=self.dim, distance=q.Distance.Dot),
+            ROWS_VECTOR: q.EdgeVectorParams(
                 size=self.dim,
                 distance=q.Distance.Dot,
-                multivector_config=q.MultiVectorConfig(q.MultiVectorComparator.MaxSim),
-            )
-        else:
-            params = q.EdgeVectorParams(size=self.dim, distance=q.Distance.Cosine)
-        return q.EdgeConfig(
-            vectors=params,
-            hnsw_config=q.HnswIndexConfig(
-                m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=10_000
+                multivector_config=maxsim,
+                hnsw_config=unindexed,
             ),
-            max_search_threads=search_threads(),
-        )
+        }
 
     def _load(self, path: Path) -> Any:
         """Open an existing shard with today's configuration (it is stored with the shard,
@@ -219,12 +246,24 @@ class EdgeVectors:
         q = self._q
         for point in points:
             check_dim(int(np.shape(point.vector)[-1]), self.dim, str(self.path))
-        shape = as_rows if self.rows else first_row
-        batch = [q.Point(p.id, shape(p.vector).tolist(), p.payload) for p in points]
+        batch = [q.Point(p.id, self._stored(p.vector), p.payload) for p in points]
         with self._lock:
             self._call("upsert", "update", q.UpdateOperation.upsert_points(batch))
             if self._journal is not None:
                 self._journal.update(p.id for p in points)
+
+    def _stored(self, vector: np.ndarray) -> Any:
+        """A memory's rows as this format stores them."""
+        if self.format == ONE:
+            return first_row(vector).tolist()
+        rows = as_rows(vector)
+        if self.format == ROWS:
+            return rows.tolist()
+        return {HEAD: rows[0].tolist(), ROWS_VECTOR: rows.tolist()}
+
+    def _rows(self, stored: Any) -> np.ndarray:
+        """A point's rows from its stored vector (the format's inverse of :meth:`_stored`)."""
+        return as_rows(stored[ROWS_VECTOR] if isinstance(stored, dict) else stored)
 
     def delete(self, ids: Sequence[int]) -> None:
         if ids:
@@ -253,7 +292,7 @@ class EdgeVectors:
     def export(self, after_id: int, limit: int) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
         """Up to ``limit`` points with ids above ``after_id``: id, rows and payload."""
         records = self._scroll(after_id, limit, with_vector=True)
-        return [(int(r.id), as_rows(r.vector), dict(r.payload or {})) for r in records]
+        return [(int(r.id), self._rows(r.vector), dict(r.payload or {})) for r in records]
 
     def _scroll(self, after_id: int, limit: int, with_vector: bool) -> list[Any]:
         start = after_id + 1 if after_id >= 0 else None
@@ -267,14 +306,27 @@ class EdgeVectors:
         self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
     ) -> list[tuple[int, float]]:
         q = self._q
+        query = np.asarray(vector, dtype=np.float32).tolist()
+        params = q.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
+        # the request's filter applies to its prefetch too (the head's candidates)
         request = q.QueryRequest(
             limit=limit,
-            query=q.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             filter=self._filter(flt),
             with_payload=False,
-            params=q.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
+            **self._query(query, limit, params),
         )
         return [(int(p.id), float(p.score)) for p in self._call("search", "query", request)]
+
+    def _query(self, query: list[float], limit: int, params: Any) -> dict[str, Any]:
+        """The scoring part of a search request in this format."""
+        q = self._q
+        if self.format == ONE:
+            return {"query": q.Query.Nearest(query), "params": params}
+        if self.format == ROWS:
+            return {"query": q.Query.Nearest([query]), "params": params}
+        depth = prefetch_depth(limit, self.hnsw_ef)
+        head = q.Prefetch(limit=depth, query=q.Query.Nearest(query, using=HEAD), params=params)
+        return {"prefetches": [head], "query": q.Query.Nearest([query], using=ROWS_VECTOR)}
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ids:
@@ -286,8 +338,8 @@ class EdgeVectors:
         if not ids:
             return {}
         records = self._call("retrieve", "retrieve", list(ids), False, True)
-        shape = as_rows if rows else first_row
-        return {int(r.id): shape(r.vector) for r in records}
+        found = {int(r.id): self._rows(r.vector) for r in records}
+        return found if rows else {pid: point[0] for pid, point in found.items()}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         records = self._scroll(after_id, limit, with_vector=False)
@@ -341,17 +393,18 @@ class EdgeVectors:
                 raise VectorStoreError(f"vector store {self.path}: {action} failed: {exc}") from exc
 
 
-def _stored_rows(path: Path) -> bool:
-    """Whether the shard at ``path`` stores rows (a multivector), as its own stored
-    configuration says; a shard without one (made before this was recorded) holds one
-    vector per point."""
+def _stored_format(path: Path) -> str:
+    """The format of the shard at ``path``, as its own stored configuration says; a shard
+    without one (made before it was recorded) holds one vector per point."""
     try:
         config = json.loads((path / "edge_config.json").read_text())
         vectors = config.get("vectors", {})
+        if HEAD in vectors:
+            return HEAD_ROWS
         params = vectors.get("", next(iter(vectors.values()), {}))
-        return bool(params.get("multivector_config"))
+        return ROWS if params.get("multivector_config") else ONE
     except (OSError, ValueError, AttributeError, StopIteration):
-        return False
+        return ONE
 
 
 def drop_edge_shard(path: Path) -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 from ..diskspace import DiskSpaceError, ensure_free, tree_bytes
 from ..errors import EphemeraError, VectorStoreError
 from ..store import META, MetaKey
-from .base import VectorPoint
+from .base import HEAD_ROWS, ROWS, VectorPoint
 from .edge import EdgeVectors, drop_edge_shard
 
 if TYPE_CHECKING:
@@ -184,7 +184,10 @@ class BackgroundIndex:
         engine.store.set_meta(BUILD_KEY, self._target_name)
         source.start_journal()
         args = [sys.executable, "-m", "ephemera_tui.engine.vectors.index", str(work), str(target)]
-        args += [str(source.dim), "rows" if source.rows else "one"]  # the copy keeps the format
+        # The copy keeps the store's format, except that stored rows move to head+rows (the
+        # rows are all there; a store of one vector needs `ephemera reembed` for its rows).
+        kept = HEAD_ROWS if source.format == ROWS else source.format
+        args += [str(source.dim), kept]
         try:
             count = _export(source, work)
             self._started = time.perf_counter()
@@ -311,7 +314,7 @@ def _export(source: EdgeVectors, work: Path) -> int:
     return count
 
 
-def _build_from_export(work: Path, target: Path, dim: int, rows: bool = True) -> None:
+def _build_from_export(work: Path, target: Path, dim: int, format: str = HEAD_ROWS) -> None:
     """The builder process: a new shard at ``target`` from ``work``'s export, indexed."""
     with contextlib.suppress(OSError):
         os.nice(10)
@@ -320,7 +323,7 @@ def _build_from_export(work: Path, target: Path, dim: int, rows: bool = True) ->
     counts = np.fromfile(work / "rows.u32", dtype=np.uint32).astype(np.int64)
     starts = np.concatenate([np.zeros(1, dtype=np.int64), np.cumsum(counts)])
     vectors = np.memmap(work / "vectors.f32", dtype=np.float32, mode="r").reshape(-1, dim)
-    store = EdgeVectors(target, dim, rows=rows)
+    store = EdgeVectors(target, dim, format=format)
     try:
         with (work / "payloads.jsonl").open(encoding="utf-8") as payloads:
             batch: list[VectorPoint] = []
@@ -340,6 +343,4 @@ def _build_from_export(work: Path, target: Path, dim: int, rows: bool = True) ->
 
 
 if __name__ == "__main__":
-    _build_from_export(
-        Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4:5] != ["one"]
-    )
+    _build_from_export(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), *sys.argv[4:5])

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import EphemeraError
 from ..store import META, MetaKey
 from ..sync.reconcile import points_without_memory
-from .base import COLLECTION, VectorPoint, VectorStore, collection_for
+from .base import COLLECTION, HEAD_ROWS, VectorPoint, VectorStore, collection_for
 from .edge import drop_edge_shard
 from .rows import embed_rows
 from .server import ClientVectors
@@ -95,7 +95,8 @@ def reembed(
     drop_retired(engine)
     state = _state(engine)
     same_model = recorded is None or recorded == model
-    upgrade = same_model and _one_vector_each(engine)
+    older = _older_format(engine)
+    upgrade = same_model and older is not None
     if same_model and not upgrade:
         report = ReembedReport(model, active)
         if recorded is None:
@@ -106,12 +107,12 @@ def reembed(
             report.notes.append(f"abandoned the unfinished re-embed into {state['collection']}")
         report.notes.append(f"the vectors are already made by {model!r}; nothing to re-embed")
         return report
-    # a store of one vector per memory (made before rows) is rebuilt with rows, same model
-    target_name = collection_for(model) + ("_rows" if upgrade else "")
+    # a store in an older format is rebuilt in the newest, same model
+    target_name = collection_for(model) + ("_head" if upgrade else "")
     report = ReembedReport(model, target_name, previous=active)
     if upgrade:
         report.notes.append(
-            f"{active} holds one vector per memory: re-embedding with sentence rows"
+            f"{active} is in the older {older!r} format: re-embedding into {HEAD_ROWS!r}"
         )
     if target_name == active:
         raise EphemeraError(f"collection {target_name} is already the active one")
@@ -258,10 +259,11 @@ def _open_target(engine: Engine, name: str, dim: int) -> VectorStore:
     return engine.vector_manager.open_collection(name, dim)
 
 
-def _one_vector_each(engine: Engine) -> bool:
-    """Whether the active collection was made before rows (one vector per memory)."""
+def _older_format(engine: Engine) -> str | None:
+    """The active collection's format if it is older than ``head+rows`` (vectors/base.py)."""
     vectors = engine.vectors()
-    return vectors is not None and getattr(vectors, "rows", True) is False
+    stored = getattr(vectors, "format", HEAD_ROWS) if vectors is not None else HEAD_ROWS
+    return None if stored == HEAD_ROWS else str(stored)
 
 
 def _embed(

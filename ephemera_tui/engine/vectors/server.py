@@ -25,12 +25,18 @@ from ..filters import SearchFilter, tag_spellings
 from ..redact import mask_url, redact
 from .base import (
     COLLECTION,
+    HEAD,
+    HEAD_ROWS,
     HNSW_EF_CONSTRUCT,
     HNSW_M,
     INTEGER_FIELDS,
     KEYWORD_FIELDS,
+    ONE,
+    ROWS,
+    ROWS_VECTOR,
     VectorPoint,
     check_dim,
+    prefetch_depth,
 )
 from .rows import as_rows, first_row
 
@@ -87,7 +93,7 @@ class ClientVectors:
         self.api_key = api_key
         self.hnsw_ef = hnsw_ef
         self.collection = collection
-        self.rows = True  # a collection made before rows holds one Cosine vector per point
+        self.format = HEAD_ROWS  # an existing collection keeps its own (vectors/base.py)
         self.cluster = cluster or ClusterLayout()
         self._ordering = models.WriteOrdering(self.cluster.ordering)
         # a shared client (a re-embed next to the serving store: local mode admits one client
@@ -107,10 +113,15 @@ class ClientVectors:
             else:
                 info = self._client.get_collection(self.collection)
                 params = info.config.params.vectors
+                if isinstance(params, dict):  # named vectors: head+rows
+                    self.format = HEAD_ROWS
+                    params = params.get(HEAD)
+                else:
+                    multi = getattr(params, "multivector_config", None) is not None
+                    self.format = ROWS if multi else ONE
                 size = getattr(params, "size", None)
                 if size is not None:
                     check_dim(int(size), dim, mask_url(url))
-                self.rows = getattr(params, "multivector_config", None) is not None
         except EmbeddingError:
             raise
         except Exception as exc:  # noqa: BLE001 - connection errors come in many types
@@ -121,13 +132,19 @@ class ClientVectors:
 
     def _create(self) -> None:
         m = self._m
+        maxsim = m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM)
         self._client.create_collection(
             self.collection,
-            vectors_config=m.VectorParams(
-                size=self.dim,
-                distance=m.Distance.DOT,
-                multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
-            ),
+            vectors_config={
+                HEAD: m.VectorParams(size=self.dim, distance=m.Distance.DOT),
+                # m=0: no graph for the rows; they only reorder the head's candidates
+                ROWS_VECTOR: m.VectorParams(
+                    size=self.dim,
+                    distance=m.Distance.DOT,
+                    multivector_config=maxsim,
+                    hnsw_config=m.HnswConfigDiff(m=0),
+                ),
+            },
             hnsw_config=m.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
             shard_number=self.cluster.shards,
             replication_factor=self.cluster.replication_factor,
@@ -194,12 +211,11 @@ class ClientVectors:
         m = self._m
         for point in points:
             check_dim(int(np.shape(point.vector)[-1]), self.dim, self.url)
-        shape = as_rows if self.rows else first_row
         try:
             self._client.upsert(
                 self.collection,
                 points=[
-                    m.PointStruct(id=p.id, vector=shape(p.vector).tolist(), payload=p.payload)
+                    m.PointStruct(id=p.id, vector=self._stored(p.vector), payload=p.payload)
                     for p in points
                 ],
                 wait=True,
@@ -207,6 +223,22 @@ class ClientVectors:
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("upsert", exc) from exc
+
+    def _stored(self, vector: np.ndarray) -> Any:
+        """A memory's rows as this format stores them."""
+        if self.format == ONE:
+            return first_row(vector).tolist()
+        rows = as_rows(vector)
+        if self.format == ROWS:
+            return rows.tolist()
+        return {HEAD: rows[0].tolist(), ROWS_VECTOR: rows.tolist()}
+
+    @staticmethod
+    def _rows(stored: Any) -> np.ndarray:
+        """A point's rows from its stored vector (the inverse of :meth:`_stored`)."""
+        if isinstance(stored, dict):
+            stored = stored[ROWS_VECTOR]
+        return as_rows(np.asarray(stored, dtype=np.float32))
 
     def delete(self, ids: Sequence[int]) -> None:
         if not ids:
@@ -224,23 +256,29 @@ class ClientVectors:
     def search(
         self, vector: np.ndarray, limit: int, flt: SearchFilter | None = None, exact: bool = False
     ) -> list[tuple[int, float]]:
+        m = self._m
+        query = first_row(vector).tolist()
+        params = m.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
+        scoring: dict[str, Any]
+        if self.format == ONE:
+            scoring = {"query": query, "search_params": params}
+        elif self.format == ROWS:
+            scoring = {"query": [query], "search_params": params}
+        else:  # the head's candidates from the index, ordered by rows (the filter applies to both)
+            depth = prefetch_depth(limit, self.hnsw_ef)
+            head = m.Prefetch(query=query, using=HEAD, limit=depth, params=params)
+            scoring = {"prefetch": head, "query": [query], "using": ROWS_VECTOR}
         try:
             response = self._client.query_points(
                 self.collection,
-                query=self._query(vector),
                 query_filter=self._filter(flt),
                 limit=limit,
                 with_payload=False,
-                search_params=self._m.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact),
+                **scoring,
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("search", exc) from exc
         return [(int(p.id), float(p.score)) for p in response.points]
-
-    def _query(self, vector: np.ndarray) -> list[Any]:
-        """The query as the collection takes it (a multivector of one row for rows)."""
-        single = first_row(vector).tolist()
-        return [single] if self.rows else single
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ids:
@@ -260,8 +298,8 @@ class ClientVectors:
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("retrieve", exc) from exc
-        shape = as_rows if rows else first_row
-        return {int(r.id): shape(np.asarray(r.vector, dtype=np.float32)) for r in records}
+        found = {int(r.id): self._rows(r.vector) for r in records}
+        return found if rows else {pid: point[0] for pid, point in found.items()}
 
     def scan(self, after_id: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
         records = self._scroll(after_id, limit, with_vectors=False)
@@ -269,7 +307,7 @@ class ClientVectors:
 
     def export(self, after_id: int, limit: int) -> list[tuple[int, np.ndarray, dict[str, Any]]]:
         records = self._scroll(after_id, limit, with_vectors=True)
-        return [(int(r.id), as_rows(np.asarray(r.vector)), dict(r.payload or {})) for r in records]
+        return [(int(r.id), self._rows(r.vector), dict(r.payload or {})) for r in records]
 
     def _scroll(self, after_id: int, limit: int, with_vectors: bool) -> list[Any]:
         try:
