@@ -354,9 +354,12 @@ class EdgeVectors:
     def index_info(self) -> dict[str, int]:
         """Points, how many of them are in an HNSW index, and segments."""
         info = self._call("info", "info")
+        indexed = int(info.indexed_vectors_count)
+        if self.format == HEAD_ROWS:  # a point of an indexed segment counts once per vector
+            indexed //= 2
         return {
             "points": int(info.points_count),
-            "indexed": int(info.indexed_vectors_count),
+            "indexed": indexed,
             "segments": int(info.segments_count),
         }
 

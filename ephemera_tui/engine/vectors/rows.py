@@ -2,8 +2,8 @@
 
 The model reads a memory as one text and truncates it at 256 wordpieces, so the sentence
 that answers a question is diluted by the rest of a long memory, or never seen at all. A
-memory of several sentences is therefore stored as a multivector (Qdrant's MaxSim over Dot
-products of unit vectors):
+memory of several sentences is therefore stored with rows, compared with a query by Qdrant's
+MaxSim over Dot products of unit vectors (how a store holds them: ``base.py``):
 
 - row 0 is the memory's own vector, as before;
 - row i is ``(1 - SENTENCE_SHARE) · memory + SENTENCE_SHARE · sentence_i``.
