@@ -182,6 +182,10 @@ def test_head_rows_search_orders_the_heads_candidates_by_their_rows(
         store = ClientVectors(":memory:", 4)
     try:
         assert store.format == HEAD_ROWS
+        if backend == "embedded":  # the head is searched through an int8 copy kept in RAM
+            config = json.loads((tmp_path / "shard" / "edge_config.json").read_text())
+            head = config["vectors"]["head"]["quantization_config"]["scalar"]
+            assert head == {"type": "int8", "always_ram": True}
         e = np.eye(4, dtype=np.float32)
         two_rows = np.stack([e[0], e[1]])  # its own vector e0, a sentence row e1
         store.upsert(

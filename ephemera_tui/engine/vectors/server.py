@@ -136,7 +136,13 @@ class ClientVectors:
         self._client.create_collection(
             self.collection,
             vectors_config={
-                HEAD: m.VectorParams(size=self.dim, distance=m.Distance.DOT),
+                HEAD: m.VectorParams(
+                    size=self.dim,
+                    distance=m.Distance.DOT,
+                    quantization_config=m.ScalarQuantization(
+                        scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, always_ram=True)
+                    ),
+                ),
                 # m=0: no graph for the rows; they only reorder the head's candidates
                 ROWS_VECTOR: m.VectorParams(
                     size=self.dim,
