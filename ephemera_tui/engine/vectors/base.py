@@ -6,10 +6,11 @@ confidence, tags, content hash and model name, with payload indexes on the filte
 
 How a point holds a memory is the collection's *format* (``FORMATS``, newest first):
 
-- ``head+rows``: two named vectors, ``head`` (the memory's own vector, in the HNSW index) and
-  ``rows`` (its rows, ``rows.py``, compared by MaxSim over Dot products, not indexed). A search
-  takes the head's nearest candidates from the index and orders them by their rows. Indexing
-  one vector per memory keeps the index as fast to build and search as a store of one vector;
+- ``head+rows``: two named vectors, ``head`` (the memory's own vector, in the HNSW index,
+  searched through an int8 copy in RAM) and ``rows`` (its rows, ``rows.py``, compared by
+  MaxSim over Dot products, not indexed). A search takes the heads' nearest candidates from
+  the index and orders them by their rows. Indexing one vector per memory keeps the index as
+  fast to build and search as a store of one vector;
 - ``rows``: the rows alone, indexed by MaxSim (stores made while rows were new: every index
   distance compares whole multivectors, so search and build slow down with each extra row);
 - ``one``: one Cosine vector per memory (stores made before rows).
