@@ -25,7 +25,11 @@ a raw DB-API connection). A query's floor is ``max(onnx + vector, keyword) + fet
 keyword side can run while the query embeds); the table gives Ephemera's p95 over the
 floor's p95. Every row carries the 1-minute load average at its end.
 
+``--format rows`` (or ``one``) builds the vector store in an older format, to compare
+formats in one sitting.
+
     /work/venv/bin/python bench/latency.py [--sizes 10000,100000] [--queries 200] [--no-floor]
+        [--format head+rows|rows|one]
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ from quality_locomo import load_conversation
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.embedder import CachedEmbedder, Embedder
 from ephemera_tui.engine.vectors import VectorPoint
+from ephemera_tui.engine.vectors.base import FORMATS, HEAD_ROWS
+from ephemera_tui.engine.vectors.edge import EdgeVectors
 from ephemera_tui.engine.vectors.rows import compose, sentences
 
 TAGS = [
@@ -179,6 +185,20 @@ def build_corpus(
         store.clear_outbox(store.outbox_for([m.id for m in memories]))
     vec_store.flush()
     return clock()
+
+
+def engine_in_format(
+    data: Path, overrides: dict[str, Any], embedder: CachedEmbedder, stored: str
+) -> Engine:
+    """An engine on ``data`` whose vector store is made in format ``stored`` (an older one,
+    to compare with the engine's own in one sitting: the store keeps the format it has)."""
+    engine = make_engine(data, overrides, embedder)
+    if stored != HEAD_ROWS:
+        path, dim = engine.vectors_path, embedder.dim
+        engine.close()
+        EdgeVectors(path, dim, format=stored).close()
+        engine = make_engine(data, overrides, embedder)
+    return engine
 
 
 def app_engine_on_corpus(
@@ -349,6 +369,9 @@ def main() -> int:
     parser.add_argument(
         "--one-row", action="store_true", help="one row per memory (no sentence rows)"
     )
+    parser.add_argument(
+        "--format", choices=FORMATS, default=HEAD_ROWS, help="vector store format to build"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     overrides = settings_overrides(args.set)
@@ -363,7 +386,7 @@ def main() -> int:
     for size in sizes:
         with temp_dir(f"latency-{size}") as tmp:
             data = Path(tmp)
-            engine = make_engine(data, overrides, doc_embedder)
+            engine = engine_in_format(data, overrides, doc_embedder, args.format)
             build_s = build_corpus(engine, turns, turn_vectors, size, turn_rows=turn_rows)
             if args.optimize:
                 from ephemera_tui.engine.vectors.index import build_index
@@ -428,7 +451,8 @@ def main() -> int:
                     )
                 print(
                     f"{size} memories: built in {build_s:.0f}s, reopened in {open_s:.2f}s, "
-                    f"RSS {rss_mb():.0f} MB, data dir {dir_mb(data):.0f} MB",
+                    f"RSS {rss_mb():.0f} MB, data dir {dir_mb(data):.0f} MB, "
+                    f"vector format {getattr(engine.vectors(), 'format', '?')}",
                     flush=True,
                 )
             finally:

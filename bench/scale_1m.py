@@ -34,10 +34,19 @@ from _common import (
     table,
     table_sizes,
 )
-from latency import build_corpus, corpus_inputs, dir_mb, rss_mb, run_scenario, turn_sentences
+from latency import (
+    build_corpus,
+    corpus_inputs,
+    dir_mb,
+    engine_in_format,
+    rss_mb,
+    run_scenario,
+    turn_sentences,
+)
 
 from ephemera_tui.engine import Settings
 from ephemera_tui.engine.embedder import CachedEmbedder
+from ephemera_tui.engine.vectors.base import FORMATS, HEAD_ROWS
 
 
 def main() -> int:
@@ -47,6 +56,9 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this dir")
     parser.add_argument(
         "--one-row", action="store_true", help="one row per memory (no sentence rows)"
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default=HEAD_ROWS, help="vector store format to build"
     )
     args = parser.parse_args()
     overrides = settings_overrides(args.set)
@@ -79,7 +91,7 @@ def run(
         env["EPHEMERA_DATABASE_URL"] = overrides["database_url"]
     try:
         if "database_url" in overrides or not (data / "ephemera.db").exists():
-            engine = make_engine(data, overrides, doc_embedder)
+            engine = engine_in_format(data, overrides, doc_embedder, args.format)
             turn_rows = None if args.one_row else turn_sentences(turns, args.no_cache)
             build_s = build_corpus(engine, turns, turn_vectors, args.count, turn_rows=turn_rows)
             facts["build_s"] = round(build_s, 1)
