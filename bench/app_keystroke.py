@@ -1,7 +1,7 @@
 """Keystroke to hybrid results in the app, at 100k memories (embedded default, real model).
 
-The corpus is ``bench/latency.py``'s (real LoCoMo turns and their real embeddings, perturbed).
-The app runs headless (Textual's test driver) on that data directory with the real model and
+The corpus is ``bench/latency.py``'s (real LoCoMo turns and their real embeddings, perturbed,
+with their sentence rows). The app runs headless (Textual's test driver) on that data directory with the real model and
 no embedding cache, as a user would open it. Each LoCoMo question is typed into the search box
 one key at a time, ``--gap-ms`` apart (a quick typist); for every key the time from the press
 to the moment the search screen holds that prefix's final hybrid results is recorded
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import base_parser, make_engine, percentile, settings_overrides, table, temp_dir
-from latency import build_corpus, corpus_inputs
+from latency import build_corpus, corpus_inputs, turn_sentences
 
 from ephemera_tui.engine import Engine, Settings
 from ephemera_tui.engine.embedder import CachedEmbedder
@@ -101,7 +101,8 @@ def main() -> int:
     with temp_dir("keystroke") as tmp:
         data = Path(tmp)
         engine = make_engine(data, overrides, doc_embedder)
-        build_s = build_corpus(engine, turns, turn_vectors, args.size)
+        turn_rows = turn_sentences(turns, args.no_cache)  # sentence rows, as the engine stores
+        build_s = build_corpus(engine, turns, turn_vectors, args.size, turn_rows=turn_rows)
         if args.optimize:
             from ephemera_tui.engine.vectors.index import build_index
 

@@ -96,7 +96,7 @@ def check_dim(actual: int, expected: int, where: str) -> None:
 def prefetch_depth(limit: int, hnsw_ef: int) -> int:
     """Head candidates a head+rows search orders by rows: at least the beam the HNSW index
     explores anyway, so the rows reorder what the index found at no extra index cost (on
-    both dev sets the results equal ordering every point by its rows: docs/benchmarks.md)."""
+    both dev sets within 0.003 of ordering every point by its rows: docs/benchmarks.md)."""
     return max(limit, hnsw_ef)
 
 

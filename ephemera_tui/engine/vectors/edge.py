@@ -84,8 +84,9 @@ class EdgeVectors:
     """The embedded Qdrant engine (qdrant-edge), one shard directory, one process at a time.
 
     A shard made by this version has the ``head+rows`` format (``vectors/base.py``); one made
-    earlier keeps its own format (its ``edge_config.json`` says which; a background index
-    build copies it as it is) until ``ephemera reembed`` replaces it."""
+    earlier keeps its own format (its ``edge_config.json`` says which) until ``ephemera
+    reembed`` replaces it; a background index build copies it as it is, except that a store
+    of rows moves to head+rows."""
 
     kind = "embedded"
 
