@@ -100,6 +100,12 @@ def prefetch_depth(limit: int, hnsw_ef: int) -> int:
     return max(limit, hnsw_ef)
 
 
+def best_first(found: list[tuple[int, float]], limit: int) -> list[tuple[int, float]]:
+    """The best ``limit`` hits, ties by id: the rows stage of a head+rows search returns
+    points of equal score in no fixed order, and the same search must give the same list."""
+    return sorted(found, key=lambda hit: (-hit[1], hit[0]))[:limit]
+
+
 def collection_for(model: str) -> str:
     """The collection (and shard directory) name a re-embed with ``model`` builds."""
     import hashlib

@@ -26,6 +26,7 @@ from .base import (
     ROWS,
     ROWS_VECTOR,
     VectorPoint,
+    best_first,
     check_dim,
     prefetch_depth,
 )
@@ -315,12 +316,18 @@ class EdgeVectors:
         params = q.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
         # the request's filter applies to its prefetch too (the head's candidates)
         request = q.QueryRequest(
-            limit=limit,
+            limit=self._asked(limit),
             filter=self._filter(flt),
             with_payload=False,
             **self._query(query, limit, params),
         )
-        return [(int(p.id), float(p.score)) for p in self._call("search", "query", request)]
+        found = [(int(p.id), float(p.score)) for p in self._call("search", "query", request)]
+        return best_first(found, limit)
+
+    def _asked(self, limit: int) -> int:
+        """Hits to ask for: in head+rows every candidate the rows ordered (cheap), so that
+        :func:`best_first` breaks ties the same way every time."""
+        return prefetch_depth(limit, self.hnsw_ef) if self.format == HEAD_ROWS else limit
 
     def _query(self, query: list[float], limit: int, params: Any) -> dict[str, Any]:
         """The scoring part of a search request in this format."""

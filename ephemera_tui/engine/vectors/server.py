@@ -35,6 +35,7 @@ from .base import (
     ROWS,
     ROWS_VECTOR,
     VectorPoint,
+    best_first,
     check_dim,
     prefetch_depth,
 )
@@ -266,25 +267,26 @@ class ClientVectors:
         query = first_row(vector).tolist()
         params = m.SearchParams(hnsw_ef=self.hnsw_ef, exact=exact)
         scoring: dict[str, Any]
+        asked = limit
         if self.format == ONE:
             scoring = {"query": query, "search_params": params}
         elif self.format == ROWS:
             scoring = {"query": [query], "search_params": params}
         else:  # the head's candidates from the index, ordered by rows (the filter applies to both)
-            depth = prefetch_depth(limit, self.hnsw_ef)
-            head = m.Prefetch(query=query, using=HEAD, limit=depth, params=params)
+            asked = prefetch_depth(limit, self.hnsw_ef)  # all of them: ties broken below
+            head = m.Prefetch(query=query, using=HEAD, limit=asked, params=params)
             scoring = {"prefetch": head, "query": [query], "using": ROWS_VECTOR}
         try:
             response = self._client.query_points(
                 self.collection,
                 query_filter=self._filter(flt),
-                limit=limit,
+                limit=asked,
                 with_payload=False,
                 **scoring,
             )
         except Exception as exc:  # noqa: BLE001
             raise self._wrap("search", exc) from exc
-        return [(int(p.id), float(p.score)) for p in response.points]
+        return best_first([(int(p.id), float(p.score)) for p in response.points], limit)
 
     def payloads(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
         if not ids:
