@@ -239,3 +239,20 @@ def test_reembed_rebuilds_a_store_in_an_older_format_as_head_rows(
         assert engine.search("heron in the estuary").hits[0].memory.id == long.id
         again = engine.reembed()
         assert not again.switched and any("nothing to re-embed" in n for n in again.notes)
+
+
+@pytest.mark.parametrize("backend", ["embedded", "server"])
+def test_tied_hits_come_back_in_id_order(tmp_path: Path, backend: str) -> None:
+    """Points of equal score are returned by id, so the same search gives the same list."""
+    store: Any = (
+        EdgeVectors(tmp_path / "shard", 4)
+        if backend == "embedded"
+        else ClientVectors(":memory:", 4)
+    )
+    try:
+        tied = unit_vector([1, 1, 0, 0])
+        store.upsert([VectorPoint(pid, tied, {}) for pid in (9, 3, 7, 1, 5)])
+        found = [store.search(tied, 3) for _ in range(5)]
+        assert all([pid for pid, _ in hits] == [1, 3, 5] for hits in found)
+    finally:
+        store.close()
