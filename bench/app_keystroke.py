@@ -1,13 +1,13 @@
 """Keystroke to hybrid results in the app, at 100k memories (embedded default, real model).
 
 The corpus is ``bench/latency.py``'s (real LoCoMo turns and their real embeddings, perturbed,
-with their sentence rows). The app runs headless (Textual's test driver) on that data directory with the real model and
-no embedding cache, as a user would open it. Each LoCoMo question is typed into the search box
-one key at a time, ``--gap-ms`` apart (a quick typist); for every key the time from the press
-to the moment the search screen holds that prefix's final hybrid results is recorded
-(first results on the way are counted separately). The app's upkeep cannot start an
-index build meanwhile (``index_threshold = 0``); with ``--optimize`` the HNSW index is built
-before the app opens.
+with their sentence rows). The app runs headless (Textual's test driver) on that data directory
+with the real model and no embedding cache, as a user would open it. Each LoCoMo question is
+typed into the search box one key at a time, ``--gap-ms`` apart (a quick typist); for every key
+the time from the press to the moment the search screen holds that prefix's final hybrid
+results is recorded (first results on the way are counted separately). The app's upkeep cannot
+start an index build meanwhile (``index_threshold = 0``); with ``--optimize`` the HNSW index is
+built before the app opens.
 
     /work/venv/bin/python bench/app_keystroke.py [--size 100000] [--queries 30] [--gap-ms 150]
 """
