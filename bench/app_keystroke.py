@@ -7,14 +7,17 @@ typed into the search box one key at a time, ``--gap-ms`` apart (a quick typist)
 the time from the press to the moment the search screen holds that prefix's final hybrid
 results is recorded (first results on the way are counted separately). The app's upkeep cannot
 start an index build meanwhile (``index_threshold = 0``); with ``--optimize`` the HNSW index is
-built before the app opens.
+built before the app opens. ``--keep DIR`` builds into DIR and leaves it there; a later run with
+the same DIR skips the build.
 
     /work/venv/bin/python bench/app_keystroke.py [--size 100000] [--queries 30] [--gap-ms 150]
+        [--keep /tmp/ephemera-keystroke]
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -89,6 +92,12 @@ def main() -> int:
     parser.add_argument("--gap-ms", type=float, default=150.0)
     parser.add_argument("--optimize", action="store_true", help="build the HNSW index first")
     parser.add_argument(
+        "--no-settle-heap",
+        action="store_true",
+        help="leave start-up's objects in the collector's full passes (the app freezes them)",
+    )
+    parser.add_argument("--keep", type=Path, default=None, help="build into (or reuse) this dir")
+    parser.add_argument(
         "--prefix", default="", help='already in the box before each question, e.g. "tag:work "'
     )
     args = parser.parse_args()
@@ -98,24 +107,28 @@ def main() -> int:
         args.data, args.no_cache, precision
     )
     queries = [questions[(i * 37) % len(questions)] for i in range(args.queries)]
-    with temp_dir("keystroke") as tmp:
-        data = Path(tmp)
-        engine = make_engine(data, overrides, doc_embedder)
-        turn_rows = turn_sentences(turns, args.no_cache)  # sentence rows, as the engine stores
-        build_s = build_corpus(engine, turns, turn_vectors, args.size, turn_rows=turn_rows)
-        if args.optimize:
-            from ephemera_tui.engine.vectors.index import build_index
+    with contextlib.ExitStack() as stack:
+        data = args.keep or Path(stack.enter_context(temp_dir("keystroke")))
+        build_s = 0.0
+        if not (data / "ephemera.db").exists():
+            engine = make_engine(data, overrides, doc_embedder)
+            turn_rows = turn_sentences(turns, args.no_cache)  # sentence rows, as stored
+            build_s = build_corpus(engine, turns, turn_vectors, args.size, turn_rows=turn_rows)
+            if args.optimize:
+                from ephemera_tui.engine.vectors.index import build_index
 
-            build_index(engine)
-        engine.close()
-        gc.collect()
+                build_index(engine)
+            engine.close()
+            gc.collect()
         settings = Settings(data_dir=data, **overrides)
         from ephemera_tui.app.app import EphemeraApp
 
         def factory(chosen: Settings) -> Engine:
             return Engine(chosen, embedder=CachedEmbedder(model, max_entries=0))
 
-        app = EphemeraApp(settings, engine_factory=factory, blink=False)
+        app = EphemeraApp(
+            settings, engine_factory=factory, blink=False, settle_heap=not args.no_settle_heap
+        )
         got = asyncio.run(drive(app, queries, args.gap_ms / 1000, 2.0, args.prefix))
     load = os.getloadavg()[0]
     rows = []
@@ -125,8 +138,9 @@ def main() -> int:
     ):
         ms = [v * 1000 for v in values]
         rows.append([label, len(ms), percentile(ms, 50), percentile(ms, 95), max(ms), load])
+    built = f"built in {build_s:.0f}s" if build_s else f"reused {data}"
     print(
-        f"\n{args.size} memories (built in {build_s:.0f}s), {len(queries)} questions typed "
+        f"\n{args.size} memories ({built}), {len(queries)} questions typed "
         f"{args.gap_ms:g} ms a key{f' after {args.prefix!r}' if args.prefix else ''}; "
         f"keys whose hybrid results took over 2 s: {got['late']}"
     )

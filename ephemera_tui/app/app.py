@@ -99,6 +99,7 @@ class EphemeraApp(App[None]):
         clock: Callable[[], float] | None = None,
         *,
         blink: bool = True,
+        settle_heap: bool = False,
     ) -> None:
         super().__init__()
         self.settings = settings
@@ -108,6 +109,10 @@ class EphemeraApp(App[None]):
         self.upkeep: UpkeepWorker | None = None  # drain, cross-check, scheduled backups
         self.blink = blink
         """Whether text cursors blink (off in snapshot tests)."""
+        self.settle_heap = settle_heap
+        """Whether to freeze start-up's objects out of the collector's full passes once the
+        engine is ready (``engine/heap.py``): on for the ``ephemera`` program, whose process
+        the app owns; off where the app is one of many in a process (tests)."""
         self.user_keymap: dict[str, str] = dict(settings.keys)
         """The user's key remapping: binding id -> keys (from the config file)."""
         self.known_tags: list[str] = []
@@ -170,6 +175,10 @@ class EphemeraApp(App[None]):
             engine.prepare_interactive()
             engine.vectors()
             self._serve_others(engine)
+            if self.settle_heap:
+                from ..engine.heap import settle
+
+                settle()
             self.call_from_thread(self.data_changed)  # the status line: vectors now open
         except Exception as exc:  # noqa: BLE001 - search falls back to keywords
             self.call_from_thread(
@@ -435,4 +444,4 @@ def _draft_label(draft: FormDraft) -> str:
 
 def run_app(settings: Settings) -> None:
     """Run the app until the user quits (what ``ephemera`` with no subcommand does)."""
-    EphemeraApp(settings).run()
+    EphemeraApp(settings, settle_heap=True).run()

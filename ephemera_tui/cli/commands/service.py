@@ -35,6 +35,7 @@ def serve(
     import threading
 
     from ...engine.errors import EphemeraError
+    from ...engine.heap import settle
     from ...engine.sync.worker import Worker
     from ...service.runner import Service
 
@@ -59,6 +60,7 @@ def serve(
             target=upkeep.run_forever, args=(stop,), name="ephemera-upkeep", daemon=True
         )
         thread.start()
+        settle()  # this process is the service's own: keep its full collections short
         notice(
             f"serving {config.data_dir} on {service.path}" + (f" and {listen}" if listen else "")
         )
