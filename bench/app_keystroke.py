@@ -7,8 +7,9 @@ typed into the search box one key at a time, ``--gap-ms`` apart (a quick typist)
 the time from the press to the moment the search screen holds that prefix's final hybrid
 results is recorded (first results on the way are counted separately). The app's upkeep cannot
 start an index build meanwhile (``index_threshold = 0``); with ``--optimize`` the HNSW index is
-built before the app opens. ``--keep DIR`` builds into DIR and leaves it there; a later run with
-the same DIR skips the build.
+built before the app opens. The app always runs in a process of its own, as a user's does (after a
+build, the script runs itself again on the built dir). ``--keep DIR`` builds into DIR and
+leaves it there; a later run with the same DIR skips the build.
 
     /work/venv/bin/python bench/app_keystroke.py [--size 100000] [--queries 30] [--gap-ms 150]
         [--keep /tmp/ephemera-keystroke]
@@ -18,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -107,10 +109,9 @@ def main() -> int:
         args.data, args.no_cache, precision
     )
     queries = [questions[(i * 37) % len(questions)] for i in range(args.queries)]
-    with contextlib.ExitStack() as stack:
-        data = args.keep or Path(stack.enter_context(temp_dir("keystroke")))
-        build_s = 0.0
-        if not (data / "ephemera.db").exists():
+    if args.keep is None or not (args.keep / "ephemera.db").exists():
+        with contextlib.ExitStack() as stack:
+            data = args.keep or Path(stack.enter_context(temp_dir("keystroke")))
             engine = make_engine(data, overrides, doc_embedder)
             turn_rows = turn_sentences(turns, args.no_cache)  # sentence rows, as stored
             build_s = build_corpus(engine, turns, turn_vectors, args.size, turn_rows=turn_rows)
@@ -119,17 +120,22 @@ def main() -> int:
 
                 build_index(engine)
             engine.close()
-            gc.collect()
-        settings = Settings(data_dir=data, **overrides)
-        from ephemera_tui.app.app import EphemeraApp
+            print(f"{args.size} memories built in {build_s:.0f}s", flush=True)
+            # The app opens in a process of its own, as a user's does: the build's leftovers
+            # would otherwise sit in this one's heap and slow its collections.
+            again = [a for a in sys.argv if a != "--optimize"] + ["--keep", str(data)]
+            return subprocess.run([sys.executable, *again], check=False).returncode
+    data = args.keep
+    settings = Settings(data_dir=data, **overrides)
+    from ephemera_tui.app.app import EphemeraApp
 
-        def factory(chosen: Settings) -> Engine:
-            return Engine(chosen, embedder=CachedEmbedder(model, max_entries=0))
+    def factory(chosen: Settings) -> Engine:
+        return Engine(chosen, embedder=CachedEmbedder(model, max_entries=0))
 
-        app = EphemeraApp(
-            settings, engine_factory=factory, blink=False, settle_heap=not args.no_settle_heap
-        )
-        got = asyncio.run(drive(app, queries, args.gap_ms / 1000, 2.0, args.prefix))
+    app = EphemeraApp(
+        settings, engine_factory=factory, blink=False, settle_heap=not args.no_settle_heap
+    )
+    got = asyncio.run(drive(app, queries, args.gap_ms / 1000, 2.0, args.prefix))
     load = os.getloadavg()[0]
     rows = []
     for label, values in (
@@ -138,9 +144,8 @@ def main() -> int:
     ):
         ms = [v * 1000 for v in values]
         rows.append([label, len(ms), percentile(ms, 50), percentile(ms, 95), max(ms), load])
-    built = f"built in {build_s:.0f}s" if build_s else f"reused {data}"
     print(
-        f"\n{args.size} memories ({built}), {len(queries)} questions typed "
+        f"\n{args.size} memories in {data}, {len(queries)} questions typed "
         f"{args.gap_ms:g} ms a key{f' after {args.prefix!r}' if args.prefix else ''}; "
         f"keys whose hybrid results took over 2 s: {got['late']}"
     )
