@@ -175,10 +175,6 @@ class EphemeraApp(App[None]):
             engine.prepare_interactive()
             engine.vectors()
             self._serve_others(engine)
-            if self.settle_heap:
-                from ..engine.heap import settle
-
-                settle()
             self.call_from_thread(self.data_changed)  # the status line: vectors now open
         except Exception as exc:  # noqa: BLE001 - search falls back to keywords
             self.call_from_thread(
@@ -188,6 +184,10 @@ class EphemeraApp(App[None]):
                 severity="warning",
                 markup=False,
             )
+        if self.settle_heap:  # start-up is over, with or without search by meaning
+            from ..engine.heap import settle
+
+            settle()
         self.call_from_thread(self._run_sync)
 
     def _engine_opened(self, engine: Engine) -> None:

@@ -59,8 +59,8 @@ def serve(
         thread = threading.Thread(
             target=upkeep.run_forever, args=(stop,), name="ephemera-upkeep", daemon=True
         )
-        thread.start()
         settle()  # this process is the service's own: keep its full collections short
+        thread.start()
         notice(
             f"serving {config.data_dir} on {service.path}" + (f" and {listen}" if listen else "")
         )
