@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import re
 import textwrap
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from rich.console import Console, ConsoleOptions, RenderResult
 from rich.text import Text
 
 from ..presentation.times import relative_time
@@ -123,17 +122,6 @@ def meta_line(memory: Memory, now: float) -> Text:
     if memory.tags:
         line.append(" · " + " ".join(f"#{clean(t)}" for t in memory.tags), style=META)
     return line
-
-
-class LiveMeta:
-    """A meta line computed when drawn, so "3 min ago" is right whenever the list repaints."""
-
-    def __init__(self, memory: Memory, now: Callable[[], float]) -> None:
-        self.memory = memory
-        self.now = now
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield meta_line(self.memory, self.now())
 
 
 def highlight(text: Text, terms: Iterable[str]) -> Text:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Group
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -19,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from ..format import clean, memory_label, meta_line
 from ..widgets.results import MemoryList
+from ..widgets.rows import FixedRows
 from ..widgets.status import StatusLine
 from ..workers import engine_call
 from .base import JournalScreen
@@ -206,7 +206,8 @@ class GraphScreen(JournalScreen):
         if neighbour.kind == "similar" and neighbour.score is not None:
             meta.append(f"similar {neighbour.score:.2f} · ", style="italic")
         meta.append_text(meta_line(neighbour.memory, self.now()))
-        return Option(Group(head, meta), id=f"{neighbour.kind}-{neighbour.memory.id}")
+        prompt = FixedRows(self.neighbour_list, 2, lambda: (head, meta))
+        return Option(prompt, id=f"{neighbour.kind}-{neighbour.memory.id}")
 
     def _breadcrumb(self) -> None:
         line = Text("Path: ", style="bold", no_wrap=True, overflow="ellipsis")

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
-from rich.console import Group
 from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from ..format import LiveMeta, snippet
+from ..format import meta_line, snippet
+from .rows import FixedRows
 
 if TYPE_CHECKING:
     from ...engine import Hit
@@ -56,12 +56,12 @@ class ResultList(MemoryList):
         return float(getattr(self.app, "clock", lambda: 0.0)())
 
     def _option(self, hit: Hit) -> Option:
-        return Option(
-            Group(
-                snippet(hit.memory.content, hit.matched_terms), LiveMeta(hit.memory, self._clock)
-            ),
-            id=str(hit.memory.id),
-        )
+        memory, terms = hit.memory, hit.matched_terms
+
+        def rows() -> tuple[Text, Text]:  # when drawn, so "3 min ago" is right then
+            return snippet(memory.content, terms), meta_line(memory, self._clock())
+
+        return Option(FixedRows(self, 2, rows), id=str(memory.id))
 
     def show_hits(self, hits: Sequence[Hit], now: float | None = None, keep: bool = False) -> None:
         """Replace the options with these hits; ``keep`` keeps the highlighted memory.
