@@ -12,7 +12,7 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from ..format import meta_line, snippet
-from .rows import FixedRows
+from .rows import FixedRows, row_cache
 
 if TYPE_CHECKING:
     from ...engine import Hit
@@ -49,6 +49,7 @@ class ResultList(MemoryList):
         super().__init__(id=id)
         self.hits: tuple[Hit, ...] = ()
         self._now = now
+        self._rows = row_cache()
 
     def _clock(self) -> float:
         if self._now is not None:
@@ -61,7 +62,7 @@ class ResultList(MemoryList):
         def rows() -> tuple[Text, Text]:  # when drawn, so "3 min ago" is right then
             return snippet(memory.content, terms), meta_line(memory, self._clock())
 
-        return Option(FixedRows(self, 2, rows), id=str(memory.id))
+        return Option(FixedRows(self, 2, rows, self._rows), id=str(memory.id))
 
     def show_hits(self, hits: Sequence[Hit], now: float | None = None, keep: bool = False) -> None:
         """Replace the options with these hits; ``keep`` keeps the highlighted memory.
