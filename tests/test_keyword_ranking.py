@@ -60,6 +60,19 @@ def test_a_word_over_the_budget_gives_its_newest_matches(engine: Engine) -> None
     assert {pid for pid, _ in found} <= set(ids[-10:])  # among the newest, never the oldest
 
 
+def test_the_budget_counts_a_word_by_its_stem(engine: Engine) -> None:
+    """``feeling`` matches every memory with ``feel`` (its stem), not just the one with
+    ``feelin'``: counted rightly, it is the word the budget leaves out."""
+    for i in range(12):
+        engine.add(Draft(f"a feeling of calm, day {i}"))
+    engine.add(Draft("feelin' fine"))
+    engine.add(Draft("a zeppelin overhead"))
+    engine.add(Draft("the zeppelin and the feeling"))
+    found = engine.store.keyword_search(["feeling", "zeppelin"], SearchFilter(), 10, budget=5)
+    contents = {m.content for m in engine.store.get_many([pid for pid, _ in found]).values()}
+    assert contents == {"a zeppelin overhead", "the zeppelin and the feeling"}
+
+
 def test_mysql_statistics_are_counted_again_on_a_thread(
     mysql_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
