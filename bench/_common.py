@@ -67,6 +67,24 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+def add_switch_interval(parser: argparse.ArgumentParser) -> None:
+    """``--switch-interval-ms``: the interpreter's switch interval for this run; by default
+    the ``ephemera`` program's own (``engine/handover.py``), 5 for CPython's."""
+    from ephemera_tui.engine.handover import SWITCH_INTERVAL_S
+
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        default=SWITCH_INTERVAL_S * 1000,
+        help="interpreter switch interval (default: the ephemera program's; CPython's is 5)",
+    )
+
+
+def set_switch_interval(args: argparse.Namespace) -> None:
+    sys.setswitchinterval(args.switch_interval_ms / 1000)
+    print(f"switch interval {args.switch_interval_ms:g} ms", flush=True)
+
+
 @contextlib.contextmanager
 def scratch_database(server_url: str | None) -> Iterator[str | None]:
     """A fresh database on a MySQL/MariaDB server for one run, dropped afterwards.

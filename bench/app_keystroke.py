@@ -27,7 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import base_parser, make_engine, percentile, settings_overrides, table, temp_dir
+from _common import (
+    add_switch_interval,
+    base_parser,
+    make_engine,
+    percentile,
+    set_switch_interval,
+    settings_overrides,
+    table,
+    temp_dir,
+)
 from latency import build_corpus, corpus_inputs, turn_sentences
 
 from ephemera_tui.engine import Engine, Settings
@@ -102,7 +111,9 @@ def main() -> int:
     parser.add_argument(
         "--prefix", default="", help='already in the box before each question, e.g. "tag:work "'
     )
+    add_switch_interval(parser)
     args = parser.parse_args()
+    set_switch_interval(args)
     overrides = settings_overrides(args.set) | {"index_threshold": 0, "service": "off"}
     precision = Settings(**overrides).query_precision
     turns, questions, turn_vectors, doc_embedder, model = corpus_inputs(

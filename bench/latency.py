@@ -25,6 +25,9 @@ a raw DB-API connection). A query's floor is ``max(onnx + vector, keyword) + fet
 keyword side can run while the query embeds); the table gives Ephemera's p95 over the
 floor's p95. Every row carries the 1-minute load average at its end.
 
+The interpreter's switch interval is the ``ephemera`` program's (1 ms, ``engine/handover.py``)
+unless ``--switch-interval-ms`` says otherwise (5 is CPython's default).
+
 ``--format rows`` (or ``one``) builds the vector store in an older format, to compare
 formats in one sitting.
 
@@ -46,10 +49,12 @@ import numpy as np
 from _common import (
     DiskCachedModel,
     Stopwatch,
+    add_switch_interval,
     base_parser,
     cached_embedder,
     make_engine,
     percentile,
+    set_switch_interval,
     settings_overrides,
     table,
     temp_dir,
@@ -372,7 +377,9 @@ def main() -> int:
     parser.add_argument(
         "--format", choices=FORMATS, default=HEAD_ROWS, help="vector store format to build"
     )
+    add_switch_interval(parser)
     args = parser.parse_args()
+    set_switch_interval(args)
     sizes = [int(s) for s in args.sizes.split(",") if s]
     overrides = settings_overrides(args.set)
     precision = Settings(**overrides).query_precision

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from ..engine.handover import quick_handover
 from .commands import maintenance, meili, memories, ops, report, search, service, transfer
 from .context import CliContext, guarded
 
@@ -74,6 +75,7 @@ for module in (memories, search, transfer, maintenance, ops, report, meili, serv
 
 def main() -> None:
     """Console-script entry point: one line for any error, never a traceback."""
+    quick_handover()  # this process is the program's own (engine/handover.py)
     try:
         app()
     except KeyboardInterrupt:
