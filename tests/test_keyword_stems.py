@@ -1,68 +1,63 @@
-"""SQLite keyword search takes each word's stem from FTS5's own tokenizer, and reads through
-temp tables made once per connection."""
+"""SQLite keyword search counts each word's matches by the index's own stems, and stops
+counting at the postings budget unless every word is past it."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import event
+import pytest
 
 from ephemera_tui.engine import Draft, Engine, Settings
 from ephemera_tui.engine.filters import SearchFilter
 from ephemera_tui.engine.store import keyword
 
 
-def sqlite_engine(tmp_path: Path) -> Engine:
-    return Engine(Settings(data_dir=tmp_path / "data", embedding_model="fake-hash-384"))
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    keyword._DF_CACHE.clear()
+    with Engine(Settings(data_dir=tmp_path / "data", embedding_model="fake-hash-384")) as eng:
+        for i in range(12):
+            eng.add(Draft(f"a feeling of calm, day {i}"))
+        for i in range(8):
+            eng.add(Draft(f"coffee with the team, day {i}"))
+        eng.add(Draft("feelin' fine"))
+        eng.add(Draft("a zeppelin overhead"))
+        yield eng
 
 
-def test_words_get_the_index_tokenizers_terms(tmp_path: Path) -> None:
-    with sqlite_engine(tmp_path) as engine, engine.store.read() as conn:
-        got = keyword.fts_terms(conn, ["feeling", "cafés", "ai", "running", "x_y", "_"])
-        assert got == {
-            "feeling": ("feel",),
-            "cafés": ("cafe",),  # diacritics go, as in the index
-            "ai": ("ai",),
-            "running": ("run",),
-            "x_y": ("x", "y"),  # two tokens for the tokenizer
-            "_": (),
-        }
-        # What a match finds is what the stem says: every form of the word.
-        engine.add(Draft("we were feeling the sun"))
-        assert keyword.fts_terms(conn, ["feels"]) == {"feels": ("feel",)}
+def counts(engine: Engine, words: list[str], budget: int) -> dict[str, int]:
+    with engine.store.read() as conn:
+        return keyword._doc_freqs(conn, words, budget, str(engine.store.engine.url))
 
 
-def test_the_database_file_is_not_written_by_stemming(tmp_path: Path) -> None:
-    with sqlite_engine(tmp_path) as engine:
-        engine.add(Draft("a quiet evening"))
-        db = Path(engine.store.engine.url.database or "")
-        wal = db.with_name(db.name + "-wal")
-        before = (db.stat().st_mtime_ns, wal.stat().st_size if wal.exists() else 0)
-        words = [f"unseen{i}ing" for i in range(50)]
-        engine.store.keyword_search(words, SearchFilter(), 10, budget=100)
-        after = (db.stat().st_mtime_ns, wal.stat().st_size if wal.exists() else 0)
-        assert after == before
+def test_a_word_counts_every_memory_its_stem_matches(engine: Engine) -> None:
+    assert counts(engine, ["feels", "zeppelin", "feelin"], 100) == {
+        "feels": 12,
+        "zeppelin": 1,
+        "feelin": 1,
+    }
 
 
-def test_scratch_tables_are_made_once_per_connection(tmp_path: Path) -> None:
-    with sqlite_engine(tmp_path) as engine:
-        engine.add(Draft("otters at the harbour"))
-        seen: list[str] = []
-
-        def record(*args: object) -> None:
-            seen.append(str(args[2]))
-
-        event.listen(engine.store.engine, "before_cursor_execute", record)
-        for word in ("otters", "harbours", "seals", "boats"):  # new words: look-ups each time
-            assert engine.store.keyword_search([word], SearchFilter(), 5, budget=100) is not None
-        assert any("memory_fts_vocab" in s for s in seen)
-        assert any("stem_scratch" in s for s in seen)
-        assert not [s for s in seen if "CREATE" in s.upper()]
+def test_counting_stops_past_the_budget(engine: Engine) -> None:
+    assert counts(engine, ["feeling", "coffee", "zeppelin"], 5) == {
+        "feeling": 6,
+        "coffee": 6,
+        "zeppelin": 1,
+    }
 
 
-def test_stems_use_the_tokenizer_the_index_was_made_with(tmp_path: Path) -> None:
-    with sqlite_engine(tmp_path) as engine, engine.store.read() as conn:
-        ddl = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'memory_fts'"
-        ).scalar_one()
-        assert f"tokenize='{keyword.FTS_TOKENIZE}'" in ddl
+def test_when_every_word_is_past_the_budget_the_rarest_gives_its_newest(engine: Engine) -> None:
+    assert counts(engine, ["feeling", "coffee"], 3) == {"feeling": 12, "coffee": 8}
+    found = engine.store.keyword_search(["feeling", "coffee"], SearchFilter(), 5, budget=3)
+    contents = [m.content for m in engine.store.get_many([pid for pid, _ in found]).values()]
+    assert sorted(contents) == sorted(f"coffee with the team, day {i}" for i in range(3, 8))
+
+
+def test_counts_are_reused_and_a_larger_budget_counts_again(engine: Engine) -> None:
+    assert counts(engine, ["feeling", "zeppelin"], 5) == {"feeling": 6, "zeppelin": 1}
+    with engine.store.read() as conn:
+        conn.exec_driver_sql("DELETE FROM memory_fts")  # the cache answers, not the index
+        db = str(engine.store.engine.url)
+        assert keyword._doc_freqs(conn, ["feeling", "zeppelin"], 5, db)["feeling"] == 6
+        assert keyword._doc_freqs(conn, ["feeling", "zeppelin"], 50, db)["feeling"] == 0

@@ -18,19 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from sqlalchemy import (
-    Connection,
-    Text,
-    and_,
-    delete,
-    event,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Connection, Text, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
@@ -40,7 +28,7 @@ from ..errors import ConflictError, DatabaseError, NotFoundError
 from ..filters import SearchFilter, fold_tag
 from .conditions import filter_conditions, has_any_tag
 from .connection import database_error, describe_url, is_mysql, make_sql_engine, migrate
-from .keyword import add_scratch_tables, sqlite_keyword
+from .keyword import sqlite_keyword
 from .mysql_keyword import mysql_keyword
 from .replicas import ReplicaSet, ReplicaState
 from .tables import CHANGES, FRAGMENTS, LINKS, META, OUTBOX, TAGS, MemoryFragment, Meta
@@ -174,8 +162,6 @@ class SqlStore:
         self.clock = clock
         self.engine = make_sql_engine(url)
         self.is_mysql = is_mysql(self.engine)
-        if not self.is_mysql:
-            event.listen(self.engine, "connect", add_scratch_tables)
         self._by_ids: dict[int, str] = {}
         self.ids = IdAllocator(clock)
         self.replicas: ReplicaSet | None = None
