@@ -61,3 +61,12 @@ def test_counts_are_reused_and_a_larger_budget_counts_again(engine: Engine) -> N
         db = str(engine.store.engine.url)
         assert keyword._doc_freqs(conn, ["feeling", "zeppelin"], 5, db)["feeling"] == 6
         assert keyword._doc_freqs(conn, ["feeling", "zeppelin"], 50, db)["feeling"] == 0
+
+
+def test_a_question_of_many_words_is_counted_in_parts(engine: Engine) -> None:
+    words = [f"word{i}" for i in range(700)] + ["zeppelin"]
+    assert counts(engine, words, 5)["zeppelin"] == 1
+    found = engine.store.keyword_search(words, SearchFilter(), 5, budget=5)
+    assert [m.content for m in engine.store.get_many([pid for pid, _ in found]).values()] == [
+        "a zeppelin overhead"
+    ]

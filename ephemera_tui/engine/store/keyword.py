@@ -217,11 +217,12 @@ _DF_CACHE_MAX = 100_000
 
 # One capped count per word, in one statement: FTS5 stops walking a word's postings at the
 # LIMIT, so a common word costs what a rare one does (0.1 ms at 100k memories, where counting
-# all of "john"'s 41,319 took 1 ms, and ten times that at a million).
+# all of "john"'s 41,319 took 1 ms, and about ten times that at a million).
 _CAPPED = (
     "SELECT {n}, count(*) FROM (SELECT rowid FROM memory_fts WHERE memory_fts MATCH ? LIMIT ?)"
 )
 _EXACT = "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?"
+_COUNTS_PER_STATEMENT = 100  # SQLite allows 500 parts to a compound SELECT
 
 
 def _phrase(word: str) -> str:
@@ -243,11 +244,12 @@ def _doc_freqs(conn: Connection, words: Sequence[str], budget: int, db: str = ""
     todo = [w for w in dict.fromkeys(words) if w not in known]
     if len(_DF_CACHE) > _DF_CACHE_MAX:
         _DF_CACHE.clear()
-    if todo:
-        sql = " UNION ALL ".join(_CAPPED.format(n=n) for n in range(len(todo)))
-        params = tuple(v for w in todo for v in (_phrase(w), cap))
+    for at in range(0, len(todo), _COUNTS_PER_STATEMENT):
+        part = todo[at : at + _COUNTS_PER_STATEMENT]
+        sql = " UNION ALL ".join(_CAPPED.format(n=n) for n in range(len(part)))
+        params = tuple(v for w in part for v in (_phrase(w), cap))
         for n, count in conn.exec_driver_sql(sql, params).all():
-            word = todo[int(n)]
+            word = part[int(n)]
             known[word] = (int(count), int(count) < cap)
             _DF_CACHE[(db, word)] = (now, *known[word])
     if all(count >= cap for count, _ in known.values()):
