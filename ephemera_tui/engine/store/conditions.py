@@ -13,7 +13,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ColumnElement
 
 from ..filters import SearchFilter
-from .keyword import escape_like
+from .keyword import escape_like, fts_phrase
 from .tables import FRAGMENTS, TAGS
 
 
@@ -31,7 +31,7 @@ class holds_word(ColumnElement[bool]):  # noqa: N801 - reads as a SQL function
 
 @compiles(holds_word)
 def _holds_word_fts5(element: holds_word, compiler: SQLCompiler, **kw: Any) -> str:
-    phrase = compiler.process(literal('"' + element.word.replace('"', '""') + '"'), **kw)
+    phrase = compiler.process(literal(fts_phrase(element.word)), **kw)
     fragment_id = compiler.process(FRAGMENTS.c.id, **kw)
     return f"{fragment_id} IN (SELECT rowid FROM memory_fts WHERE memory_fts MATCH {phrase})"
 

@@ -1,8 +1,10 @@
 """Keyword search on SQLite (FTS5 bm25, with a postings budget that leaves the commonest words
-out of large OR queries) and the stopwords both backends drop; MySQL is in :mod:`.mysql_keyword`."""
+out of large OR queries), and what both backends share: the stopwords they drop, the budget's
+choice of words and the cache of their counts. MySQL is in :mod:`.mysql_keyword`."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -187,7 +189,7 @@ def sqlite_keyword(
     if budget:
         freqs = _doc_freqs(conn, words, budget, db)
         words, newest_only = within_budget(words, freqs, budget)
-    match = " OR ".join(_phrase(w) for w in words)
+    match = " OR ".join(fts_phrase(w) for w in words)
     rows: Sequence[Any]
     if conds:
         fts = table("memory_fts", column("rowid"))
@@ -209,11 +211,43 @@ def sqlite_keyword(
     return ranked
 
 
-# Match counts by (database, word): (when counted, count, whether exact). The counts only
-# steer which words to leave out, so a few minutes' staleness is harmless.
-_DF_CACHE: dict[tuple[str, str], tuple[float, int, bool]] = {}
-_DF_TTL_S = 300.0
-_DF_CACHE_MAX = 100_000
+class TtlCache:
+    """Values by key, each kept ``ttl_s`` seconds (bounded; thread-safe): the counts both
+    backends' keyword sides keep between searches."""
+
+    MAX = 50_000
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._items: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str]) -> Any:
+        found = self.get_aged(key)
+        if found is None or found[0] >= self.ttl_s:
+            return None
+        return found[1]
+
+    def get_aged(self, key: tuple[str, str]) -> tuple[float, Any] | None:
+        """(seconds since it was put, value), however old, or None."""
+        with self._lock:
+            hit = self._items.get(key)
+        return None if hit is None else (time.monotonic() - hit[0], hit[1])
+
+    def put(self, key: tuple[str, str], value: Any) -> None:
+        with self._lock:
+            if len(self._items) >= self.MAX:
+                self._items.clear()
+            self._items[key] = (time.monotonic(), value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# Match counts by (database, word): (count, whether exact). The counts only steer which
+# words to leave out, so a few minutes' staleness is harmless.
+_DF_CACHE = TtlCache(300.0)
 
 # One capped count per word, in one statement: FTS5 stops walking a word's postings at the
 # LIMIT, so a common word costs what a rare one does (0.1 ms at 100k memories, where counting
@@ -225,7 +259,8 @@ _EXACT = "SELECT count(*) FROM memory_fts WHERE memory_fts MATCH ?"
 _COUNTS_PER_STATEMENT = 100  # SQLite allows 500 parts to a compound SELECT
 
 
-def _phrase(word: str) -> str:
+def fts_phrase(word: str) -> str:
+    """``word`` as an FTS5 phrase (quoted, so it is matched as text, never as syntax)."""
     return '"' + word.replace('"', '""') + '"'
 
 
@@ -235,29 +270,28 @@ def _doc_freqs(conn: Connection, words: Sequence[str], budget: int, db: str = ""
     budget a word is left out whatever its count, unless every word is past it, and only
     then are their counts taken in full, to pick the rarest."""
     cap = budget + 1
-    now = time.monotonic()
     known: dict[str, tuple[int, bool]] = {}
+    todo: list[str] = []
     for word in dict.fromkeys(words):
         hit = _DF_CACHE.get((db, word))
-        if hit is not None and now - hit[0] < _DF_TTL_S and (hit[2] or hit[1] >= cap):
-            known[word] = (hit[1], hit[2])
-    todo = [w for w in dict.fromkeys(words) if w not in known]
-    if len(_DF_CACHE) > _DF_CACHE_MAX:
-        _DF_CACHE.clear()
+        if hit is not None and (hit[1] or hit[0] >= cap):  # exact, or past this budget too
+            known[word] = hit
+        else:
+            todo.append(word)
     for at in range(0, len(todo), _COUNTS_PER_STATEMENT):
         part = todo[at : at + _COUNTS_PER_STATEMENT]
         sql = " UNION ALL ".join(_CAPPED.format(n=n) for n in range(len(part)))
-        params = tuple(v for w in part for v in (_phrase(w), cap))
+        params = tuple(v for w in part for v in (fts_phrase(w), cap))
         for n, count in conn.exec_driver_sql(sql, params).all():
             word = part[int(n)]
             known[word] = (int(count), int(count) < cap)
-            _DF_CACHE[(db, word)] = (now, *known[word])
+            _DF_CACHE.put((db, word), known[word])
     if all(count >= cap for count, _ in known.values()):
         for word, (count, exact) in list(known.items()):
             if not exact:
-                count = int(conn.exec_driver_sql(_EXACT, (_phrase(word),)).scalar_one())
+                count = int(conn.exec_driver_sql(_EXACT, (fts_phrase(word),)).scalar_one())
                 known[word] = (count, True)
-                _DF_CACHE[(db, word)] = (now, count, True)
+                _DF_CACHE.put((db, word), known[word])
     return {w: known[w][0] for w in words}
 
 

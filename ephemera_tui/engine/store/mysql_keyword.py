@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.dialects.mysql import match as mysql_match
 
 from ..ranking import bm25_rescore, stem_word, stems
-from .keyword import escape_like, within_budget
+from .keyword import TtlCache, escape_like, within_budget
 from .tables import FRAGMENTS
 
 MIN_TOKEN = 3  # innodb_ft_min_token_size's default: shorter words are not indexed
@@ -60,35 +59,7 @@ class _Corpus:
         return self.sample_size >= self.total
 
 
-class _TtlCache:
-    """Values by key, each kept :data:`STATS_TTL_S` seconds (bounded; thread-safe)."""
-
-    MAX = 50_000
-
-    def __init__(self) -> None:
-        self._items: dict[tuple[str, str], tuple[float, Any]] = {}
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[str, str]) -> Any:
-        found = self.get_aged(key)
-        if found is None or found[0] >= STATS_TTL_S:
-            return None
-        return found[1]
-
-    def get_aged(self, key: tuple[str, str]) -> tuple[float, Any] | None:
-        """(seconds since it was put, value), however old, or None."""
-        with self._lock:
-            hit = self._items.get(key)
-        return None if hit is None else (time.monotonic() - hit[0], hit[1])
-
-    def put(self, key: tuple[str, str], value: Any) -> None:
-        with self._lock:
-            if len(self._items) >= self.MAX:
-                self._items.clear()
-            self._items[key] = (time.monotonic(), value)
-
-
-_STATS = _TtlCache()
+_STATS = TtlCache(STATS_TTL_S)
 
 
 def _boolean_query(words: Sequence[str]) -> str:
